@@ -1,0 +1,32 @@
+/// The SMTP envelope of a message: who it is from and who it is for.
+///
+/// The envelope, not the `To`/`Cc` header fields, decides where a message goes.
+/// Addresses are either SMTP mailboxes (`local@domain`) or typed addresses
+/// (`FAX:+15551234`, `X400:c=US;a=...`). The null sender (`<>`) is the empty string.
+public struct Envelope: Sendable, Codable, Equatable {
+    /// The envelope sender (`MAIL FROM`); empty for the null sender of reports.
+    public var sender: String
+    /// The envelope recipients (`RCPT TO`), in order, without duplicates.
+    public var recipients: [EnvelopeRecipient]
+
+    public init(sender: String, recipients: [EnvelopeRecipient]) {
+        self.sender = sender
+        self.recipients = recipients
+    }
+
+    /// True for the null sender `<>`: no report may ever be sent about such a message.
+    public var hasNullSender: Bool { sender.isEmpty }
+}
+
+/// One envelope recipient with its DSN parameters (RFC 3461), as carried in `X-Receiver`.
+public struct EnvelopeRecipient: Sendable, Codable, Hashable {
+    /// The address: `local@domain` or `TYPE:value`.
+    public var address: String
+    /// ESMTP parameters as written, e.g. `NOTIFY=NEVER`, `ORCPT=rfc822;a@b`.
+    public var parameters: [String]
+
+    public init(address: String, parameters: [String] = []) {
+        self.address = address
+        self.parameters = parameters
+    }
+}

@@ -1,0 +1,2 @@
+import Postroom
+print("postroom")
