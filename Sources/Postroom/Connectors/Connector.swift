@@ -1,0 +1,52 @@
+import Foundation
+
+/// What happened to one recipient in one delivery attempt.
+public enum DeliveryResult: Sendable, Equatable {
+    /// Final: the message is durably where it belongs.
+    case delivered
+    /// Try again later (quota full, directory missing, agent exit 75).
+    case deferred(String)
+    /// Final: report to the sender with this enhanced status code (RFC 3463).
+    case failed(status: String, diagnostic: String)
+}
+
+/// A way of handing messages on: into Maildirs, a drop directory, or a command.
+///
+/// A connector must be idempotent per queue entry and recipient: delivering the same entry
+/// again after a crash must not create a second visible copy.
+public protocol Connector: Sendable {
+    var configuration: ConnectorConfiguration { get }
+    /// Delivers one queue entry; returns one result per recipient, in envelope order.
+    func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult]
+    /// Creates what the connector needs at start-up (its directories); errors are logged, not fatal.
+    func prepare() throws
+}
+
+extension Connector {
+    public var name: String { configuration.name }
+    public func prepare() throws {}
+}
+
+/// Builds the connector a configuration describes.
+public enum ConnectorFactory {
+    public static func make(_ configuration: ConnectorConfiguration, spool: String, hostname: String, directorySync: DirectorySync) -> any Connector {
+        switch configuration.type {
+        case .maildir:
+            return MaildirConnector(configuration: configuration, spool: spool, hostname: hostname, directorySync: directorySync)
+        case .foreign:
+            return ForeignConnector(configuration: configuration, spool: spool, directorySync: directorySync)
+        case .agent:
+            return AgentConnector(configuration: configuration)
+        }
+    }
+}
+
+/// A stable 64-bit FNV-1a hash, for names that must be the same after a restart.
+func stableHash(_ text: String) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x100_0000_01b3
+    }
+    return String(hash, radix: 16)
+}

@@ -1,0 +1,74 @@
+import Foundation
+
+/// Hands messages to a foreign system as files in its drop directory (Exchange's foreign connector).
+///
+/// Each queue entry becomes one `<entry id>.eml` in replay format (`X-Sender`/`X-Receiver`
+/// first), written under a hidden temporary name, fsynced and renamed, so the consumer
+/// never sees a partial file. When the directory is over its quota, missing or unwritable,
+/// the delivery is deferred and retried: never lost, never half-written.
+public struct ForeignConnector: Connector {
+    public let configuration: ConnectorConfiguration
+    let spool: String
+    let directorySync: DirectorySync
+
+    public var dropDirectory: String { resolvePath(configuration.dropDirectory ?? configuration.name, against: spool) }
+
+    public func prepare() throws {
+        try FileSystem.createDirectory(dropDirectory)
+    }
+
+    public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
+        let directory = dropDirectory
+        let path = directory + "/" + entry.id + ".eml"
+        let bytes = ReplayFormat.encode(envelope: entry.envelope, message: message)
+        let quota = configuration.quota?.bytes
+        let quotaFiles = configuration.quotaFiles
+        let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
+            Result { () throws(SystemError) -> Bool in
+                if FileSystem.exists(path) { return false }
+                guard FileSystem.status(of: directory, followLinks: true)?.kind == .directory else {
+                    throw SystemError(operation: "drop directory", path: directory, errno: ENOENT)
+                }
+                if quota != nil || quotaFiles != nil {
+                    let usage = try FileSystem.usage(of: directory)
+                    if let quota, usage.bytes + Int64(bytes.count) > quota, usage.files > 0 {
+                        throw SystemError(operation: "quota", path: directory, errno: EDQUOT)
+                    }
+                    if let quotaFiles, usage.files >= quotaFiles {
+                        throw SystemError(operation: "quota", path: directory, errno: EDQUOT)
+                    }
+                }
+                try FileSystem.writeAtomically(bytes, to: path, mode: 0o644)
+                return true
+            }
+        }
+        let result: DeliveryResult
+        switch outcome {
+        case .success(let wrote):
+            if wrote {
+                do { try await directorySync.sync(directory) } catch { return Array(repeating: .deferred("\(error)"), count: entry.envelope.recipients.count) }
+            }
+            result = .delivered
+        case .failure(let error):
+            if error.errno == EDQUOT {
+                result = .deferred("drop directory \(directory) is over its quota; waiting for the consumer to take files")
+            } else if error.isNotFound {
+                result = .deferred("drop directory \(directory) is missing; create it (Postroom creates it at start-up)")
+            } else if error.isPermission {
+                result = .deferred("drop directory \(directory) is not writable; fix its permissions")
+            } else {
+                result = error.isTransient ? .deferred("\(error)") : .failed(status: "4.3.0", diagnostic: "\(error)")
+            }
+        }
+        return Array(repeating: result, count: entry.envelope.recipients.count)
+    }
+}
+
+/// Delivers through a command (a delivery agent). Filled in with queue management.
+public struct AgentConnector: Connector {
+    public let configuration: ConnectorConfiguration
+
+    public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
+        Array(repeating: .deferred("agent connectors are not available yet"), count: entry.envelope.recipients.count)
+    }
+}

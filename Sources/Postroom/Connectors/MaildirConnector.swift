@@ -1,0 +1,80 @@
+import Foundation
+
+/// Delivers into Maildir folders: `tmp/` → fsync → rename into `new/` → fsync `new/`.
+///
+/// File names follow the Maildir rules (`<seconds>.M<usec>Q<entry>R<hash>.<host>`) and are
+/// derived from the queue entry and the recipient, so a delivery re-run after a crash finds
+/// its earlier copy (in `new/` or, once read, in `cur/`) instead of writing a second one.
+public struct MaildirConnector: Connector {
+    public let configuration: ConnectorConfiguration
+    let spool: String
+    let hostname: String
+    let directorySync: DirectorySync
+
+    public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
+        var results: [DeliveryResult] = []
+        for recipient in entry.envelope.recipients {
+            results.append(await deliver(entry, message: message, to: recipient.address))
+        }
+        return results
+    }
+
+    func mailboxFolder(for user: String) -> String {
+        let template = configuration.path ?? "mailboxes/{user}"
+        return resolvePath(template.replacingOccurrences(of: "{user}", with: user), against: spool)
+    }
+
+    static func user(of address: String, entry: QueueEntry) -> String {
+        if let mailbox = entry.mailboxes[address] { return mailbox }
+        let local = address.split(separator: "@").first.map(String.init) ?? address
+        return local.lowercased().filter { $0.isLetter || $0.isNumber || "._-+".contains($0) }
+    }
+
+    func fileName(_ entry: QueueEntry, recipient: String) -> String {
+        let seconds = Int(entry.arrival.timeIntervalSince1970)
+        let micros = Int((entry.arrival.timeIntervalSince1970 - Double(seconds)) * 1_000_000)
+        let host = hostname.replacingOccurrences(of: "/", with: "\\057").replacingOccurrences(of: ":", with: "\\072")
+        return "\(seconds).M\(micros)Q\(entry.id)R\(stableHash(recipient)).\(host)"
+    }
+
+    private func deliver(_ entry: QueueEntry, message: [UInt8], to recipient: String) async -> DeliveryResult {
+        let user = Self.user(of: recipient, entry: entry)
+        guard !user.isEmpty, !user.hasPrefix(".") else {
+            return .failed(status: "5.1.3", diagnostic: "no mailbox name can be made from \(recipient)")
+        }
+        let folder = mailboxFolder(for: user)
+        let name = fileName(entry, recipient: recipient)
+        let header = "Return-Path: <\(entry.envelope.sender)>\nDelivered-To: \(recipient)\n"
+        let quota = configuration.quota?.bytes
+        let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
+            Result { () throws(SystemError) -> Bool in
+                if FileSystem.exists(folder + "/new/" + name) || FileSystem.exists(folder + "/cur/" + name)
+                    || ((try? FileSystem.contents(of: folder + "/cur")) ?? []).contains(where: { $0.hasPrefix(name + ":") }) {
+                    return false
+                }
+                for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
+                if let quota {
+                    let used = try FileSystem.usage(of: folder + "/new").bytes + FileSystem.usage(of: folder + "/cur").bytes
+                    if used + Int64(message.count) > quota { throw SystemError(operation: "quota", path: folder, errno: EDQUOT) }
+                }
+                let temporary = folder + "/tmp/" + name
+                let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+                try file.writeAll(Array(header.utf8) + message)
+                try file.sync()
+                try FileSystem.rename(temporary, to: folder + "/new/" + name)
+                return true
+            }
+        }
+        switch outcome {
+        case .success(let wrote):
+            if wrote {
+                do { try await directorySync.sync(folder + "/new") } catch { return .deferred("\(error)") }
+            }
+            return .delivered
+        case .failure(let error):
+            try? FileSystem.removeFileIfPresent(folder + "/tmp/" + name)
+            if error.errno == EDQUOT { return .deferred("mailbox \(user) is over its quota") }
+            return error.isTransient ? .deferred("\(error)") : .failed(status: "5.2.0", diagnostic: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+
+/// Settings of one stage kind, decoded from its entry in `stages`.
+public protocol StageSettings: Sendable {}
+
+/// A pipeline stage that processes one message at a time.
+///
+/// Each stage is an actor: its state is its own, and the runner feeds it from a bounded
+/// inbox. The runner (not the stage) counts what it received, sent on and failed, and how
+/// long each message took, so a new stage kind gets metrics without code of its own.
+public protocol MessageStage: Actor {
+    /// Handles one message: pass it on, or finish it (rejected, or handed to the queue).
+    func process(_ item: PipelineItem) async throws -> StageResult
+}
+
+/// What a stage did with a message.
+public enum StageResult: Sendable {
+    /// Hand the (possibly changed) message to the next stage.
+    case forward(PipelineItem)
+    /// The message needs nothing more from the pipeline (rejected with a reason, or queued for delivery).
+    case finished(Outcome)
+
+    /// How a message left the pipeline.
+    public enum Outcome: String, Sendable {
+        case badmail, reported, queued, dropped
+    }
+}
+
+/// A message on its way through the stages, with everything learnt about it so far.
+public struct PipelineItem: Sendable {
+    public var claimed: ClaimedFile
+    /// The folder the producer dropped it in (for `.bad` files); nil for generated reports.
+    public var sourceDirectory: String?
+    public var arrival: Date
+    public var arrivalInstant: ContinuousClock.Instant
+    public var size: Int64
+    /// The whole file when small enough, else its first bytes (see `isTruncated`).
+    public var bytes: [UInt8]
+    public var isTruncated: Bool = false
+    public var envelope = Envelope(sender: "", recipients: [])
+    public var messageID = ""
+    /// Recipients after directory resolution (categorize).
+    public var resolved: [ResolvedRecipient] = []
+    /// Recipients that failed for good, to be reported to the sender.
+    public var failures: [FailedRecipient] = []
+    /// One group of recipients per next hop (route).
+    public var hops: [NextHopGroup] = []
+    /// Human-readable notes of what the stages did, shown by `postroom explain`.
+    public var notes: [String] = []
+
+    public var queueID: String { claimed.queueID }
+
+    public init(claimed: ClaimedFile, sourceDirectory: String?, arrival: Date, size: Int64, bytes: [UInt8]) {
+        self.claimed = claimed
+        self.sourceDirectory = sourceDirectory
+        self.arrival = arrival
+        self.arrivalInstant = .now
+        self.size = size
+        self.bytes = bytes
+    }
+}
+
+/// What every stage may use while it is built and while it runs.
+public struct StageContext: Sendable {
+    public var pipeline: PipelineFile
+    public var spool: String
+    public var hostname: String
+    public var queue: QueueStore
+    public var log: Logger
+    /// The first accepted domain: reports come from postmaster there.
+    public var defaultDomain: String
+    /// Puts a claimed file (a report, a recovered file) back at the start of the pipeline.
+    public var resubmit: @Sendable (ClaimedFile) -> Void
+    /// The delivery side, for the deliver stage.
+    public var delivery: DeliveryService?
+    /// True for `postroom explain`: stages must not change anything on disk.
+    public var dryRun: Bool = false
+
+    public func spoolPath(_ relative: String) -> String { resolvePath(relative, against: spool) }
+    public func configPath(_ relative: String) -> String { resolvePath(relative, against: pipeline.folder) }
+}
+
+/// One kind of stage: how to read its settings and how to build it.
+public struct StageKind: Sendable {
+    public let name: String
+    public let summary: String
+    public let decodeSettings: @Sendable (any Decoder) throws -> any StageSettings
+    public let makeStage: @Sendable (any StageSettings, StageContext) throws -> any MessageStage
+
+    public init(name: String, summary: String,
+                decodeSettings: @escaping @Sendable (any Decoder) throws -> any StageSettings,
+                makeStage: @escaping @Sendable (any StageSettings, StageContext) throws -> any MessageStage) {
+        self.name = name
+        self.summary = summary
+        self.decodeSettings = decodeSettings
+        self.makeStage = makeStage
+    }
+}
+
+/// The one place stage kinds are registered; the pipeline file names them in `stage`.
+public struct StageRegistry: Sendable {
+    public let kinds: [StageKind]
+
+    public func kind(named name: String) -> StageKind? { kinds.first { $0.name == name } }
+
+    /// Every stage kind Postroom ships.
+    public static let standard = StageRegistry(kinds: [
+        IngestSettings.kind,
+        ValidateStage.kind,
+        CategorizeStage.kind,
+        RouteStage.kind,
+        DeliverStage.kind,
+    ])
+}
+
+extension StageKind {
+    /// A kind whose settings type decodes itself and whose stage is built from those settings.
+    static func make<Settings: StageSettings & Decodable>(
+        _ name: String, summary: String, settings: Settings.Type,
+        build: @escaping @Sendable (Settings, StageContext) throws -> any MessageStage
+    ) -> StageKind {
+        StageKind(name: name, summary: summary,
+                  decodeSettings: { decoder in try Settings(from: decoder) },
+                  makeStage: { settings, context in try build(settings as! Settings, context) })
+    }
+}

@@ -1,0 +1,315 @@
+import Foundation
+import Synchronization
+
+/// The delivery side of Postroom: one queue per connector, each with its own workers.
+///
+/// Connectors are independent: a stuck connector (quota full, agent down) defers its own
+/// entries and never delays the others. Entries are files (see ``QueueStore``); memory
+/// holds only their ids, so any backlog stays cheap.
+public final class DeliveryService: Sendable {
+    public let settings: DeliverSettings
+    let store: QueueStore
+    let queues: [String: ConnectorQueue]
+    let log: Logger
+    let reports: Mutex<ReportSender?> = Mutex(nil)
+    let observer: DeliveryObserver
+
+    /// Hooks for metrics and the tracking log.
+    public struct DeliveryObserver: Sendable {
+        public var queued: @Sendable (QueueEntry) -> Void = { _ in }
+        public var attempted: @Sendable (QueueEntry, [DeliveryResult]) -> Void = { _, _ in }
+        public var stateChanged: @Sendable (QueueEntry, QueueState?, QueueState?) -> Void = { _, _, _ in }
+        public var reported: @Sendable (QueueEntry?, [FailedRecipient]) -> Void = { _, _ in }
+        public init() {}
+    }
+
+    public init(settings: DeliverSettings, store: QueueStore, connectors: [any Connector], log: Logger, observer: DeliveryObserver = DeliveryObserver()) {
+        self.settings = settings
+        self.store = store
+        self.log = log
+        self.observer = observer
+        var queues: [String: ConnectorQueue] = [:]
+        for connector in connectors {
+            queues[connector.name] = ConnectorQueue(connector: connector)
+        }
+        self.queues = queues
+    }
+
+    /// Connects the report sender, which needs the finished stage context.
+    func attach(reports: ReportSender) { self.reports.withLock { $0 = reports } }
+
+    private var reportSender: ReportSender {
+        get throws {
+            guard let sender = reports.withLock({ $0 }) else { throw SystemError(operation: "report", path: "", errno: EINVAL) }
+            return sender
+        }
+    }
+
+    // MARK: Intake from the pipeline
+
+    /// Queues one entry per next hop durably, reports failed recipients, then releases the claimed file.
+    func accept(_ item: PipelineItem) async throws -> StageResult {
+        var entries: [(QueueEntry, [UInt8])] = []
+        for (index, hop) in item.hops.enumerated() {
+            var mailboxes: [String: String] = [:]
+            for recipient in hop.recipients { if let mailbox = recipient.mailbox { mailboxes[recipient.address] = mailbox } }
+            let envelope = Envelope(sender: item.envelope.sender, recipients: hop.recipients.map {
+                EnvelopeRecipient(address: $0.address, parameters: $0.original.parameters)
+            })
+            let entry = QueueEntry(id: "\(item.queueID).\(index + 1)", queueID: item.queueID, connector: hop.connector,
+                                   envelope: envelope, mailboxes: mailboxes, messageID: item.messageID,
+                                   source: item.claimed.source, arrival: item.arrival, size: Int64(item.bytes.count))
+            entries.append((entry, item.bytes))
+        }
+        if !item.failures.isEmpty {
+            try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures)
+            observer.reported(nil, item.failures)
+        }
+        if !entries.isEmpty { try await store.store(entries) }
+        try await store.release(item.claimed)
+        for (entry, message) in entries {
+            observer.queued(entry)
+            await queues[entry.connector]?.enqueue(entry.id, state: .active, cached: (entry, message))
+        }
+        return .finished(entries.isEmpty ? .reported : .queued)
+    }
+
+    /// The header block of a message (up to the first empty line), attached to reports.
+    static func headerBlock(of message: [UInt8]) -> [UInt8] {
+        var index = 0
+        while index < message.count {
+            guard let newline = message[index...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+            let lineLength = newline - index
+            if lineLength == 0 || (lineLength == 1 && message[index] == UInt8(ascii: "\r")) { return Array(message[..<index]) }
+            index = newline + 1
+        }
+        return message
+    }
+
+    // MARK: Recovery and lifecycle
+
+    /// Loads the entries an earlier run left, into their connectors' queues.
+    public func recover() async -> Int {
+        var count = 0
+        for stored in store.entries() {
+            guard let queue = queues[stored.entry.connector] else {
+                log.warning("queue entry \(stored.entry.id) is for connector '\(stored.entry.connector)', which the pipeline no longer has; it stays queued")
+                continue
+            }
+            switch stored.state {
+            case .active:
+                await queue.enqueue(stored.entry.id, state: .active, cached: nil)
+            case .deferred:
+                await queue.schedule(stored.entry.id, at: stored.entry.nextAttempt ?? Date())
+            case .held, .poison:
+                break
+            }
+            count += 1
+        }
+        return count
+    }
+
+    /// Starts every connector's workers.
+    public func start() async {
+        for queue in queues.values {
+            await queue.start(service: self)
+        }
+    }
+
+    /// Stops taking entries and waits for deliveries in flight (at most `timeout`).
+    public func shutdown(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            for queue in queues.values {
+                group.addTask { await queue.stop(timeout: timeout) }
+            }
+        }
+    }
+
+    /// Counts per connector and state, for stats and metrics.
+    public func queueCounts() async -> [String: [QueueState: Int]] {
+        var counts: [String: [QueueState: Int]] = [:]
+        for (name, queue) in queues { counts[name] = await queue.counts() }
+        return counts
+    }
+
+    // MARK: One attempt
+
+    /// Delivers one entry once and records the outcome durably.
+    func attempt(_ id: String, state: QueueState, cached: (QueueEntry, [UInt8])?, connector: any Connector) async -> (QueueState, Date)? {
+        let loaded: (QueueEntry, [UInt8])?
+        if let cached { loaded = cached } else {
+            loaded = await BlockingPool.shared.run { try? self.store.load(id: id, state: state) } ?? nil
+        }
+        guard var (entry, message) = loaded else { return nil }
+        let results = await connector.deliver(entry, message: message)
+        observer.attempted(entry, results)
+        var remaining: [EnvelopeRecipient] = []
+        var failed: [FailedRecipient] = []
+        var lastError: String?
+        for (recipient, result) in zip(entry.envelope.recipients, results) {
+            switch result {
+            case .delivered: break
+            case .deferred(let reason):
+                remaining.append(recipient)
+                lastError = reason
+            case .failed(let status, let diagnostic):
+                failed.append(FailedRecipient(address: recipient.address, status: status, diagnostic: diagnostic))
+            }
+        }
+        let now = Date()
+        if !remaining.isEmpty, now.timeIntervalSince(entry.arrival) >= settings.expireAfter.seconds {
+            failed += remaining.map {
+                FailedRecipient(address: $0.address, status: "4.4.7", diagnostic: "expired after \(settings.expireAfter) in the queue; last error: \(lastError ?? "none")")
+            }
+            remaining = []
+            log.warning("queue entry \(id) expired; reporting to \(entry.envelope.sender.isEmpty ? "nobody (null sender)" : entry.envelope.sender)")
+        }
+        do {
+            if !failed.isEmpty {
+                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: failed)
+                observer.reported(entry, failed)
+            }
+            if remaining.isEmpty {
+                try await store.remove(id: id, state: state)
+                observer.stateChanged(entry, state, nil)
+                return nil
+            }
+            entry.envelope.recipients = remaining
+            entry.attempts += 1
+            entry.lastError = lastError
+            let next = now.addingTimeInterval(settings.backoff(afterAttempt: entry.attempts))
+            entry.nextAttempt = next
+            if settings.delayNotice.seconds > 0, !entry.delayNotified, now.timeIntervalSince(entry.arrival) >= settings.delayNotice.seconds {
+                let delayed = remaining.map { FailedRecipient(address: $0.address, status: "4.4.7", diagnostic: lastError ?? "delivery delayed", action: "delayed") }
+                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: delayed)
+                entry.delayNotified = true
+            }
+            try await store.move(entry, message: message, from: state, to: .deferred)
+            observer.stateChanged(entry, state, .deferred)
+            if entry.attempts == 1 || entry.attempts % 10 == 0 {
+                log.notice("deferred \(id) via \(entry.connector) (attempt \(entry.attempts)): \(lastError ?? "")")
+            }
+            return (.deferred, next)
+        } catch {
+            log.error("cannot update queue entry \(id): \(error); it is retried from disk")
+            message = []
+            return (state, now.addingTimeInterval(settings.retryFirst.seconds))
+        }
+    }
+}
+
+/// The queue of one connector: ids ready now, ids waiting for their retry time, and workers.
+actor ConnectorQueue {
+    let connector: any Connector
+    private var ready: [(id: String, state: QueueState)] = []
+    private var readyHead = 0
+    private var cache: [String: (QueueEntry, [UInt8])] = [:]
+    private var deferred: [String: Date] = [:]
+    private var inFlight = 0
+    private var waiters: [CheckedContinuation<(String, QueueState)?, Never>] = []
+    private var stopping = false
+    private var workers: [Task<Void, Never>] = []
+    private var ticker: Task<Void, Never>?
+    /// Messages kept in memory for entries that have not been attempted yet; beyond this they are read back from disk.
+    private let cacheLimit = 256
+
+    init(connector: any Connector) { self.connector = connector }
+
+    func enqueue(_ id: String, state: QueueState, cached: (QueueEntry, [UInt8])?) {
+        if let cached, cache.count < cacheLimit { cache[id] = cached }
+        deferred[id] = nil
+        if let waiter = waiters.popLast() {
+            waiter.resume(returning: (id, state))
+        } else {
+            ready.append((id, state))
+        }
+    }
+
+    func schedule(_ id: String, at date: Date) {
+        if date <= Date() {
+            enqueue(id, state: .deferred, cached: nil)
+        } else {
+            deferred[id] = date
+        }
+    }
+
+    func counts() -> [QueueState: Int] {
+        [.active: ready.count - readyHead + inFlight, .deferred: deferred.count]
+    }
+
+    func start(service: DeliveryService) {
+        let connector = self.connector
+        for _ in 0..<connector.configuration.concurrency {
+            workers.append(Task {
+                while let (id, state) = await self.next() {
+                    let cached = self.takeCached(id)
+                    let outcome = await service.attempt(id, state: state, cached: cached, connector: connector)
+                    self.finished(id, outcome: outcome)
+                }
+            })
+        }
+        ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                self.promoteDue()
+            }
+        }
+    }
+
+    private func takeCached(_ id: String) -> (QueueEntry, [UInt8])? { cache.removeValue(forKey: id) }
+
+    private func next() async -> (String, QueueState)? {
+        if stopping { return nil }
+        if readyHead < ready.count {
+            let item = ready[readyHead]
+            readyHead += 1
+            if readyHead > 4096, readyHead * 2 > ready.count {
+                ready.removeFirst(readyHead)
+                readyHead = 0
+            }
+            inFlight += 1
+            return item
+        }
+        let item = await withCheckedContinuation { waiters.append($0) }
+        if item != nil { inFlight += 1 }
+        return item
+    }
+
+    private func finished(_ id: String, outcome: (QueueState, Date)?) {
+        inFlight -= 1
+        if let (_, date) = outcome { deferred[id] = date }
+    }
+
+    private func promoteDue() {
+        guard !stopping, !deferred.isEmpty else { return }
+        let now = Date()
+        let due = deferred.filter { $0.value <= now }.map(\.key).sorted()
+        for id in due { enqueue(id, state: .deferred, cached: nil) }
+    }
+
+    /// Retries everything deferred now (operator `retry --all`).
+    func retryAll() { for id in deferred.keys.sorted() { enqueue(id, state: .deferred, cached: nil) } }
+
+    /// Removes an id from the schedule (held or removed by an operator).
+    func forget(_ id: String) {
+        deferred[id] = nil
+        ready.removeAll { $0.id == id }
+        readyHead = min(readyHead, ready.count)
+        cache[id] = nil
+    }
+
+    func stop(timeout: Duration) async {
+        stopping = true
+        ticker?.cancel()
+        for waiter in waiters { waiter.resume(returning: nil) }
+        waiters.removeAll()
+        let running = workers
+        let deadline = ContinuousClock.now + timeout
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { for worker in running { await worker.value } }
+            group.addTask { try? await Task.sleep(until: deadline) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+
+/// Settings of the `categorize` stage: the recipient directory and the accepted domains.
+public struct CategorizeSettings: StageSettings, Decodable {
+    /// The directory file, relative to the pipeline file's folder.
+    public var directory: String?
+    public var acceptedDomains: [String]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case stage, directory, acceptedDomains }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        directory = try container.decodeIfPresent(String.self, forKey: .directory)
+        acceptedDomains = try container.decodeIfPresent([String].self, forKey: .acceptedDomains) ?? []
+    }
+}
+
+/// Resolves each recipient against the directory: aliases to mailboxes, groups to members,
+/// contacts to their targets; an unknown address at an accepted domain fails with 5.1.1.
+public actor CategorizeStage: MessageStage {
+    private let directory: RecipientDirectory
+
+    public init(settings: CategorizeSettings, context: StageContext) throws {
+        if let path = settings.directory {
+            directory = try RecipientDirectory.load(path: context.configPath(path), acceptedDomains: settings.acceptedDomains)
+        } else {
+            directory = RecipientDirectory(file: DirectoryFile(), acceptedDomains: settings.acceptedDomains)
+        }
+    }
+
+    static let kind = StageKind.make("categorize", summary: "resolve aliases, expand groups, decapsulate IMCEA", settings: CategorizeSettings.self) {
+        try CategorizeStage(settings: $0, context: $1)
+    }
+
+    public func process(_ item: PipelineItem) async throws -> StageResult {
+        var item = item
+        let result = directory.resolve(item.envelope.recipients)
+        item.resolved = result.resolved
+        item.failures += result.failed.map { FailedRecipient(address: $0.address, status: $0.status, diagnostic: $0.diagnostic) }
+        item.notes += result.steps.map { "\($0.kind.rawValue): \($0.from) -> \($0.to)" }
+        return .forward(item)
+    }
+}
+
+/// Settings of the `route` stage (none yet; routing comes from the connectors).
+public struct RouteSettings: StageSettings, Decodable {
+    enum CodingKeys: String, CodingKey, CaseIterable { case stage }
+    public init(from decoder: any Decoder) throws { try decoder.rejectUnknownKeys(CodingKeys.self) }
+}
+
+/// Picks the next hop (connector) of every recipient and splits the message into one
+/// copy per hop; a recipient with no route fails with a report.
+public actor RouteStage: MessageStage {
+    private let table: RouteTable
+
+    public init(context: StageContext) throws {
+        table = try RouteStage.table(for: context.pipeline)
+    }
+
+    /// The route table the connectors of a pipeline declare.
+    public static func table(for pipeline: PipelineFile) throws -> RouteTable {
+        var specs: [ConnectorRouteSpec] = []
+        for (index, connector) in pipeline.connectors.enumerated() {
+            var spaces: [AddressSpace] = []
+            for (spaceIndex, text) in connector.addressSpaces.enumerated() {
+                do {
+                    spaces.append(try AddressSpace(parsing: text))
+                } catch {
+                    throw ConfigError(file: pipeline.path, keyPath: "connectors[\(index)].addressSpaces[\(spaceIndex)]", problem: "\(error)")
+                }
+            }
+            specs.append(ConnectorRouteSpec(name: connector.name, addressSpaces: spaces, localDomains: connector.domains))
+        }
+        return RouteTable(connectors: specs)
+    }
+
+    static let kind = StageKind.make("route", summary: "pick each recipient's connector; one copy per next hop", settings: RouteSettings.self) { _, context in
+        try RouteStage(context: context)
+    }
+
+    public func process(_ item: PipelineItem) async throws -> StageResult {
+        var item = item
+        let result = table.route(item.resolved)
+        item.hops = result.hops
+        item.failures += result.unroutable.map { FailedRecipient(address: $0.address, status: $0.status, diagnostic: $0.diagnostic) }
+        for hop in result.hops {
+            item.notes.append("route: \(hop.recipients.map(\.address).joined(separator: ", ")) -> \(hop.connector)")
+        }
+        return .forward(item)
+    }
+}

@@ -1,0 +1,296 @@
+import Foundation
+import Inotify
+import Synchronization
+
+/// Settings of the `ingest` stage: the Pickup and Replay directories and the intake rate.
+public struct IngestSettings: StageSettings, Decodable {
+    /// Pickup directory, relative to the spool; null disables it.
+    public var pickup: String?
+    /// Replay directory, relative to the spool; null disables it.
+    public var replay: String?
+    /// Most files taken per minute from each directory; 0 = no limit.
+    public var maxMessagesPerMinute: Int
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case stage, pickup, replay, maxMessagesPerMinute }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        pickup = container.contains(.pickup) ? try container.decodeIfPresent(String.self, forKey: .pickup) : "pickup"
+        replay = container.contains(.replay) ? try container.decodeIfPresent(String.self, forKey: .replay) : "replay"
+        maxMessagesPerMinute = try container.decodeIfPresent(Int.self, forKey: .maxMessagesPerMinute) ?? 0
+        guard maxMessagesPerMinute >= 0 else {
+            throw DecodingError.dataCorruptedError(forKey: .maxMessagesPerMinute, in: container, debugDescription: "must be 0 (no limit) or more")
+        }
+    }
+
+    static let kind = StageKind(
+        name: "ingest", summary: "watch pickup/ and replay/, claim complete .eml files into the queue",
+        decodeSettings: { try IngestSettings(from: $0) },
+        makeStage: { _, _ in throw ConfigError(file: "", keyPath: "stages[0]", problem: "ingest is the source of the pipeline and is built by the runner") })
+}
+
+/// The source of the pipeline: watches the Pickup and Replay directories with inotify and
+/// claims each complete `.eml` file by renaming it into `queue/incoming/`.
+///
+/// Watches are added before the directories are scanned, so no file slips between scan
+/// and watch. Only `IN_CLOSE_WRITE` and `IN_MOVED_TO` start a claim; `IN_Q_OVERFLOW`
+/// (and a lost watch) trigger a rescan. Hostile entries (symlinks, FIFOs, sockets,
+/// devices, directories, hard-linked files) are renamed `.bad` without being opened for
+/// reading, and files still open for writing are left until their writer closes them.
+public actor IngestStage {
+    struct Directory: Sendable {
+        let path: String
+        let source: IntakeSource
+    }
+
+    private enum Signal: Sendable {
+        case file(directoryIndex: Int, name: String)
+        case rescan(directoryIndex: Int?)
+        case wake
+    }
+
+    private let settings: IngestSettings
+    private let context: StageContext
+    private let directories: [Directory]
+    private let readLimit: Int64
+    private let signals = BoundedChannel<Signal>(capacity: 8192)
+    private let pending = Mutex<[ClaimedFile]>([])
+    private var inotify: Inotify?
+    private var watches: [Inotify.Watch: Int] = [:]
+    private var stopped = false
+    private var takenThisMinute = 0
+    private var minuteStart = ContinuousClock.now
+    private let observer: IngestObserver
+
+    /// Counts what only the source can see (claims, overflows, rescans, hostile files).
+    public struct IngestObserver: Sendable {
+        public var claimed: @Sendable (IntakeSource) -> Void = { _ in }
+        public var overflow: @Sendable () -> Void = {}
+        public var rescan: @Sendable () -> Void = {}
+        public var badmail: @Sendable (String, String) -> Void = { _, _ in }
+        public init() {}
+    }
+
+    public init(settings: IngestSettings, context: StageContext, observer: IngestObserver = IngestObserver()) {
+        self.settings = settings
+        self.context = context
+        self.observer = observer
+        var directories: [Directory] = []
+        if let pickup = settings.pickup { directories.append(Directory(path: context.spoolPath(pickup), source: .pickup)) }
+        if let replay = settings.replay { directories.append(Directory(path: context.spoolPath(replay), source: .replay)) }
+        self.directories = directories
+        let maxSize = context.pipeline.settings(ValidateSettings.self)?.maxMessageSize.bytes ?? ValidateSettings.defaultMaxMessageSize
+        readLimit = maxSize
+    }
+
+    /// The paths watched, for logs and `check`.
+    nonisolated public var watchedDirectories: [String] { directories.map(\.path) }
+
+    /// Puts a claimed file back at the start of the pipeline (generated reports, recovery).
+    nonisolated public func resubmit(_ claimed: ClaimedFile) {
+        pending.withLock { $0.append(claimed) }
+        _ = signals.trySend(.wake)
+    }
+
+    /// Watches, scans, and claims files into `output` until ``stop()``.
+    public func run(output: BoundedChannel<PipelineItem>) async throws {
+        let inotify = try Inotify()
+        self.inotify = inotify
+        for (index, directory) in directories.enumerated() {
+            try FileSystem.createDirectory(directory.path)
+            try watch(index, inotify: inotify)
+        }
+        let events = inotify.events()
+        let pump = Task { [signals] in
+            for await event in events {
+                if event.isQueueOverflow {
+                    await signals.send(.rescan(directoryIndex: nil))
+                } else if let index = self.directoryIndex(of: event.watch) {
+                    if event.isWatchGone || event.mask.contains(.deleteSelf) || event.mask.contains(.moveSelf) {
+                        await signals.send(.rescan(directoryIndex: index))
+                    } else if let name = event.name {
+                        await signals.send(.file(directoryIndex: index, name: name))
+                    }
+                }
+            }
+        }
+        defer { pump.cancel() }
+        for index in directories.indices { await scan(index, output: output) }
+
+        while !stopped {
+            await drainPending(output: output)
+            guard let signal = await signals.receive() else { break }
+            if stopped { break }
+            switch signal {
+            case .file(let index, let name):
+                await take(name: name, directoryIndex: index, output: output)
+            case .rescan(let index):
+                if index == nil { observer.overflow(); context.log.warning("inotify queue overflowed; rescanning the intake directories") }
+                observer.rescan()
+                for target in index.map({ [$0] }) ?? Array(directories.indices) {
+                    try? watch(target, inotify: inotify)
+                    await scan(target, output: output)
+                }
+            case .wake:
+                continue
+            }
+        }
+        await drainPending(output: output)
+    }
+
+    /// Stops intake: no new files are claimed; what is claimed stays durable in the queue.
+    public func stop() {
+        stopped = true
+        signals.finish()
+        inotify?.close()
+    }
+
+    private func directoryIndex(of watch: Inotify.Watch) -> Int? { watches[watch] }
+
+    private func watch(_ index: Int, inotify: Inotify) throws {
+        let directory = directories[index]
+        try FileSystem.createDirectory(directory.path)
+        let watch = try inotify.addWatch(path: directory.path, mask: [.closeWrite, .movedTo, .deleteSelf, .moveSelf, .onlyDirectory, .dontFollow])
+        watches[watch] = index
+    }
+
+    private func scan(_ index: Int, output: BoundedChannel<PipelineItem>) async {
+        let directory = directories[index]
+        guard let names = try? FileSystem.contents(of: directory.path) else {
+            context.log.warning("cannot list \(directory.path); check that it exists and is readable")
+            return
+        }
+        for name in names.sorted() where !stopped {
+            await take(name: name, directoryIndex: index, output: output)
+        }
+    }
+
+    private func drainPending(output: BoundedChannel<PipelineItem>) async {
+        let claimed = pending.withLock { list -> [ClaimedFile] in
+            defer { list.removeAll() }
+            return list
+        }
+        for file in claimed {
+            let sourceDirectory = directories.first { $0.source == file.source }?.path
+            if let item = await Self.read(file, sourceDirectory: sourceDirectory, readLimit: readLimit, log: context.log) {
+                await output.send(item)
+            }
+        }
+    }
+
+    private func take(name: String, directoryIndex: Int, output: BoundedChannel<PipelineItem>) async {
+        guard name.lowercased().hasSuffix(".eml"), !name.hasPrefix(".") else { return }
+        await throttle()
+        let directory = directories[directoryIndex]
+        let queue = context.queue
+        let path = directory.path + "/" + name
+        let outcome = await BlockingPool.shared.run { Self.claim(path: path, name: name, directory: directory, queue: queue) }
+        switch outcome {
+        case .skipped:
+            return
+        case .hostile(let reason):
+            context.log.warning("\(path): \(reason)")
+            observer.badmail(path, reason)
+        case .failed(let error):
+            context.log.warning("cannot claim \(path): \(error); it stays in place and is retried at the next rescan")
+        case .claimed(let claimed):
+            observer.claimed(directory.source)
+            if let item = await Self.read(claimed, sourceDirectory: directory.path, readLimit: readLimit, log: context.log) {
+                await output.send(item)
+            }
+        }
+    }
+
+    private func throttle() async {
+        guard settings.maxMessagesPerMinute > 0 else { return }
+        if ContinuousClock.now - minuteStart >= .seconds(60) {
+            minuteStart = .now
+            takenThisMinute = 0
+        }
+        if takenThisMinute >= settings.maxMessagesPerMinute {
+            try? await Task.sleep(until: minuteStart + .seconds(60))
+            minuteStart = .now
+            takenThisMinute = 0
+        }
+        takenThisMinute += 1
+    }
+
+    enum ClaimOutcome: Sendable {
+        case claimed(ClaimedFile), skipped, hostile(String), failed(SystemError)
+    }
+
+    /// Checks the entry without following it, and claims it when it is a complete regular file.
+    static func claim(path: String, name: String, directory: Directory, queue: QueueStore) -> ClaimOutcome {
+        guard let status = FileSystem.status(of: path) else { return .skipped }
+        if let problem = hostileKind(status) {
+            return rejectInPlace(path: path, name: name, directory: directory.path, reason: problem)
+        }
+        // O_NONBLOCK: opening never waits (a FIFO swapped in after lstat), and O_NOFOLLOW refuses a swapped-in symlink.
+        let file: OpenFile
+        do {
+            file = try OpenFile.open(path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+        } catch {
+            if error.isNotFound { return .skipped }
+            if error.errno == ELOOP { return rejectInPlace(path: path, name: name, directory: directory.path, reason: "is a symbolic link; Postroom never follows links in pickup. Copy the message file itself in") }
+            return .failed(error)
+        }
+        guard let opened = try? file.status() else { return .skipped }
+        if let problem = hostileKind(opened) {
+            return rejectInPlace(path: path, name: name, directory: directory.path, reason: problem)
+        }
+        guard opened.inode == status.inode, opened.device == status.device else { return .skipped }
+        guard file.isClosedByWriters() else { return .skipped }
+        do {
+            if FileSystem.sameFilesystem(directory.path, queue.incoming) {
+                return .claimed(try queue.claim(path: path, name: name, source: directory.source))
+            }
+            return .claimed(try queue.claimByCopy(path: path, name: name, source: directory.source))
+        } catch {
+            return error.isNotFound ? .skipped : .failed(error)
+        }
+    }
+
+    private static func hostileKind(_ status: FileStatus) -> String? {
+        switch status.kind {
+        case .regular:
+            return status.linkCount > 1 ? "has \(status.linkCount) hard links; Postroom takes only files with one link. Copy the message in instead of linking it" : nil
+        case .symbolicLink: return "is a symbolic link; Postroom never follows links in pickup. Copy the message file itself in"
+        case .fifo: return "is a FIFO, not a file; write the message to a regular file"
+        case .socket: return "is a socket, not a file; write the message to a regular file"
+        case .directory: return "is a directory named like a message; rename or remove it"
+        case .characterDevice, .blockDevice: return "is a device, not a file; write the message to a regular file"
+        case .unknown: return "is not a regular file"
+        }
+    }
+
+    private static func rejectInPlace(path: String, name: String, directory: String, reason: String) -> ClaimOutcome {
+        do {
+            try Badmail.reject(path: path, name: name, directory: directory, reason: reason)
+            return .hostile(reason)
+        } catch {
+            return error.isNotFound ? .skipped : .failed(error)
+        }
+    }
+
+    /// Reads a claimed file into a pipeline item; huge files only up to their header.
+    static func read(_ claimed: ClaimedFile, sourceDirectory: String?, readLimit: Int64, log: Logger) async -> PipelineItem? {
+        let result: Result<(FileStatus, [UInt8]), SystemError> = await BlockingPool.shared.run {
+            Result { () throws(SystemError) in
+                let file = try OpenFile.open(claimed.path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+                let status = try file.status()
+                let limit = status.size > readLimit ? 256 * 1024 : Int(status.size) + 1
+                return (status, try file.read(upTo: limit))
+            }
+        }
+        switch result {
+        case .success(let (status, bytes)):
+            var item = PipelineItem(claimed: claimed, sourceDirectory: sourceDirectory, arrival: Date(), size: status.size, bytes: bytes)
+            item.isTruncated = status.size > readLimit
+            return item
+        case .failure(let error):
+            if !error.isNotFound { log.error("cannot read claimed file \(claimed.path): \(error); it stays queued for the next start") }
+            return nil
+        }
+    }
+}

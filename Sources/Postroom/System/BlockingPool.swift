@@ -1,0 +1,85 @@
+import Foundation
+import Synchronization
+
+/// A fixed set of threads for blocking system calls (fsync, rename, read, write).
+///
+/// Swift's cooperative pool has one thread per core; a blocking `fsync` there would stall
+/// every actor. Work submitted here runs on threads of its own, at most `threads` at once,
+/// which also bounds how many files are written in parallel.
+public final class BlockingPool: Sendable {
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
+    private let available = DispatchSemaphore(value: 0)
+
+    /// The pool shared by the whole process.
+    public static let shared = BlockingPool(threads: 16)
+
+    public init(threads: Int) {
+        for index in 0..<threads {
+            let thread = Thread { [self] in self.work() }
+            thread.name = "postroom-io-\(index)"
+            thread.start()
+        }
+    }
+
+    private func work() {
+        while true {
+            available.wait()
+            let job = jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+            job?()
+        }
+    }
+
+    /// Runs `body` on a pool thread and returns its result.
+    public func run<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
+        let result: Result<T, E> = await withCheckedContinuation { continuation in
+            jobs.withLock { $0.append { continuation.resume(returning: Result { () throws(E) -> T in try body() }) } }
+            available.signal()
+        }
+        return try result.get()
+    }
+}
+
+/// Batches directory fsyncs: concurrent callers asking for the same directory share one `fsync`.
+///
+/// A caller returns only after an fsync that started after its request, so the entries it
+/// created or renamed before calling are durable. This is group commit for directory entries.
+public final class DirectorySync: Sendable {
+    private struct Waiters {
+        var waiting: [CheckedContinuation<Result<Void, SystemError>, Never>] = []
+        var running = false
+    }
+    private let directories = Mutex<[String: Waiters]>([:])
+    private let pool: BlockingPool
+
+    public init(pool: BlockingPool = .shared) { self.pool = pool }
+
+    public func sync(_ directory: String) async throws(SystemError) {
+        let result: Result<Void, SystemError> = await withCheckedContinuation { continuation in
+            let lead = directories.withLock { table -> Bool in
+                table[directory, default: Waiters()].waiting.append(continuation)
+                if table[directory]!.running { return false }
+                table[directory]!.running = true
+                return true
+            }
+            if lead { Task { await self.lead(directory) } }
+        }
+        try result.get()
+    }
+
+    private func lead(_ directory: String) async {
+        while true {
+            let batch = directories.withLock { table -> [CheckedContinuation<Result<Void, SystemError>, Never>] in
+                let waiting = table[directory]?.waiting ?? []
+                if waiting.isEmpty {
+                    table[directory] = nil
+                } else {
+                    table[directory]!.waiting = []
+                }
+                return waiting
+            }
+            if batch.isEmpty { return }
+            let outcome: Result<Void, SystemError> = await pool.run { Result { () throws(SystemError) in try FileSystem.syncDirectory(directory) } }
+            for waiter in batch { waiter.resume(returning: outcome) }
+        }
+    }
+}
