@@ -82,8 +82,10 @@ public final class PipelineRunner: Sendable {
     public func run() async throws {
         try context.queue.prepare()
         context.queue.removeTemporaryFiles()
-        let recovered = await delivery.recover()
+        // A claimed file still in incoming/ means its queue entries were never released to
+        // the connectors: any entries of that queue id are leftovers of an interrupted write.
         let claimed = try context.queue.claimedFiles()
+        let recovered = await delivery.recover(discarding: Set(claimed.map(\.queueID)))
         for file in claimed { ingest.resubmit(file) }
         if recovered + claimed.count > 0 {
             context.log.info("recovered \(claimed.count) claimed file(s) and \(recovered) queue entr\(recovered == 1 ? "y" : "ies")")

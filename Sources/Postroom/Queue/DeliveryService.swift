@@ -89,9 +89,14 @@ public final class DeliveryService: Sendable {
     // MARK: Recovery and lifecycle
 
     /// Loads the entries an earlier run left, into their connectors' queues.
-    public func recover() async -> Int {
+    /// Entries whose queue id is in `discarding` are removed instead (see ``PipelineRunner/run()``).
+    public func recover(discarding: Set<String> = []) async -> Int {
         var count = 0
         for stored in store.entries() {
+            if discarding.contains(stored.entry.queueID) {
+                try? FileSystem.removeFileIfPresent(store.folder(stored.state) + "/" + stored.entry.id)
+                continue
+            }
             guard let queue = queues[stored.entry.connector] else {
                 log.warning("queue entry \(stored.entry.id) is for connector '\(stored.entry.connector)', which the pipeline no longer has; it stays queued")
                 continue
@@ -205,6 +210,8 @@ actor ConnectorQueue {
     private var readyHead = 0
     private var cache: [String: (QueueEntry, [UInt8])] = [:]
     private var deferred: [String: Date] = [:]
+    /// Every id ready, in flight or deferred: an id is never queued twice.
+    private var known: Set<String> = []
     private var inFlight = 0
     private var waiters: [CheckedContinuation<(String, QueueState)?, Never>] = []
     private var stopping = false
@@ -216,8 +223,10 @@ actor ConnectorQueue {
     init(connector: any Connector) { self.connector = connector }
 
     func enqueue(_ id: String, state: QueueState, cached: (QueueEntry, [UInt8])?) {
+        if deferred.removeValue(forKey: id) == nil {
+            guard known.insert(id).inserted else { return }
+        }
         if let cached, cache.count < cacheLimit { cache[id] = cached }
-        deferred[id] = nil
         if let waiter = waiters.popLast() {
             waiter.resume(returning: (id, state))
         } else {
@@ -228,7 +237,7 @@ actor ConnectorQueue {
     func schedule(_ id: String, at date: Date) {
         if date <= Date() {
             enqueue(id, state: .deferred, cached: nil)
-        } else {
+        } else if known.insert(id).inserted {
             deferred[id] = date
         }
     }
@@ -277,7 +286,11 @@ actor ConnectorQueue {
 
     private func finished(_ id: String, outcome: (QueueState, Date)?) {
         inFlight -= 1
-        if let (_, date) = outcome { deferred[id] = date }
+        if let (_, date) = outcome {
+            deferred[id] = date
+        } else {
+            known.remove(id)
+        }
     }
 
     private func promoteDue() {
@@ -293,6 +306,7 @@ actor ConnectorQueue {
     /// Removes an id from the schedule (held or removed by an operator).
     func forget(_ id: String) {
         deferred[id] = nil
+        known.remove(id)
         ready.removeAll { $0.id == id }
         readyHead = min(readyHead, ready.count)
         cache[id] = nil

@@ -84,6 +84,9 @@ public actor IngestStage {
         readLimit = maxSize
     }
 
+    /// Set by `POSTROOM_TEST_PAUSE_EVENTS_MS` (tests only): wait this long before reading inotify events.
+    private let eventPause: Duration? = ProcessInfo.processInfo.environment["POSTROOM_TEST_PAUSE_EVENTS_MS"].flatMap(Int.init).map { .milliseconds($0) }
+
     /// The paths watched, for logs and `check`.
     nonisolated public var watchedDirectories: [String] { directories.map(\.path) }
 
@@ -102,7 +105,10 @@ public actor IngestStage {
             try watch(index, inotify: inotify)
         }
         let events = inotify.events()
+        let pause = eventPause
         let pump = Task { [signals] in
+            // Test hook: a paused reader lets the kernel queue overflow on purpose.
+            if let pause { try? await Task.sleep(for: pause) }
             for await event in events {
                 if event.isQueueOverflow {
                     await signals.send(.rescan(directoryIndex: nil))

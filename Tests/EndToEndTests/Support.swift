@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+
+/// Runs the real `postroom` binary against a temporary spool and inspects what it leaves on disk.
+final class Harness: @unchecked Sendable {
+    // @unchecked: a harness belongs to one test; its mutable `process` is touched only by that test's task.
+    let root: String
+    let spool: String
+    let logPath: String
+    var process: Process?
+    var pipeline: String
+
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static let binary: String = {
+        if let explicit = ProcessInfo.processInfo.environment["POSTROOM_BINARY"] { return explicit }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("postroom").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        return packageRoot + "/.build/debug/postroom"
+    }()
+
+    init(pipeline: String = Harness.packageRoot + "/pipelines/default.json5") throws {
+        root = NSTemporaryDirectory() + "postroom-e2e-" + UUID().uuidString
+        spool = root + "/spool"
+        logPath = root + "/postroom.log"
+        self.pipeline = pipeline
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    var pickup: String { spool + "/pickup" }
+    var replay: String { spool + "/replay" }
+
+    /// Starts `postroom run` and waits until it says it is watching.
+    func start(environment: [String: String] = [:]) async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.binary)
+        process.arguments = ["run", pipeline, "--spool", spool]
+        process.currentDirectoryURL = URL(fileURLWithPath: root)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+        self.process = process
+        let linesBefore = startCount
+        try await waitUntil("the daemon to start", timeout: 30) { self.startCount > linesBefore || !process.isRunning }
+        #expect(process.isRunning, "postroom exited at start-up: \(self.log)")
+    }
+
+    private var startCount: Int { log.components(separatedBy: "running on spool").count - 1 }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Sends SIGTERM and waits for the exit status.
+    @discardableResult
+    func stop() async throws -> Int32 {
+        guard let process else { return -1 }
+        process.terminate()
+        try await waitUntil("the daemon to exit", timeout: 60) { !process.isRunning }
+        self.process = nil
+        return process.terminationStatus
+    }
+
+    /// SIGKILL: no chance to clean up.
+    func crash() async throws {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        try await waitUntil("the daemon to die", timeout: 10) { !process.isRunning }
+        self.process = nil
+    }
+
+    /// Writes a message under a hidden name and renames it in, as a careful producer does.
+    func drop(_ text: String, named name: String, into directory: String? = nil) throws {
+        let folder = directory ?? pickup
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let temporary = folder + "/." + name + ".tmp"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+        try FileManager.default.moveItem(atPath: temporary, toPath: folder + "/" + name)
+    }
+
+    /// Writes a message in place, slowly, in several writes with pauses (IN_CLOSE_WRITE only at the end).
+    func dropSlowly(_ text: String, named name: String, pieces: Int = 4) async throws {
+        let path = pickup + "/" + name
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        let bytes = Array(text.utf8)
+        let size = (bytes.count + pieces - 1) / pieces
+        for start in stride(from: 0, to: bytes.count, by: size) {
+            handle.write(Data(bytes[start..<min(bytes.count, start + size)]))
+            try await Task.sleep(for: .milliseconds(30))
+        }
+        try handle.close()
+    }
+
+    /// Every file under a folder (recursively), relative to the spool.
+    func files(under relative: String) -> [String] {
+        let base = spool + "/" + relative
+        guard let enumerator = FileManager.default.enumerator(atPath: base) else { return [] }
+        var result: [String] = []
+        while let item = enumerator.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: base + "/" + item, isDirectory: &isDirectory), !isDirectory.boolValue {
+                result.append(relative + "/" + item)
+            }
+        }
+        return result.sorted()
+    }
+
+    /// The visible deliveries: Maildir `new/` files and drop directory `.eml` files (not hidden temporaries).
+    func deliveredFiles() -> [String] {
+        (files(under: "mailboxes").filter { $0.contains("/new/") } + files(under: "drop"))
+            .filter { !(($0 as NSString).lastPathComponent.hasPrefix(".")) }
+    }
+
+    /// For each delivered file, the location (mailbox or drop directory) and the X-Token it carries.
+    func census() -> [String: [String: Int]] {
+        var result: [String: [String: Int]] = [:]
+        for file in deliveredFiles() {
+            let components = file.split(separator: "/")
+            let location = components[0] == "mailboxes" ? "mailbox:" + components[1] : "drop:" + components[1]
+            guard let text = try? String(contentsOfFile: spool + "/" + file, encoding: .utf8) else { continue }
+            let token = text.components(separatedBy: "\n").first { $0.hasPrefix("X-Token: ") }?.dropFirst(9).trimmingCharacters(in: .whitespacesAndNewlines) ?? "none"
+            result[token, default: [:]][location, default: 0] += 1
+        }
+        return result
+    }
+
+    /// Queue files left (entries and claimed files), ignoring folders.
+    func queuedFiles() -> [String] { files(under: "queue") }
+}
+
+/// Waits for a condition with a deadline; the condition is what the test awaits, not the clock.
+func waitUntil(_ what: String, timeout seconds: Double, _ condition: @escaping () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while !condition() {
+        if ContinuousClock.now > deadline { throw WaitTimeout(what: what, seconds: seconds) }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+}
+
+struct WaitTimeout: Error, CustomStringConvertible {
+    let what: String
+    let seconds: Double
+    var description: String { "timed out after \(seconds) s waiting for \(what)" }
+}
+
+/// Generated test mail for the default pipeline, each message with a unique `X-Token`.
+enum Mail {
+    /// The recipients of message `index` and where each copy must land.
+    static func plan(_ index: Int) -> (to: [String], locations: [String: Int]) {
+        switch index % 5 {
+        case 0: return (["alice@example.com"], ["mailbox:alice": 1])
+        case 1: return (["bob@example.com", "carol@example.com"], ["mailbox:bob": 1, "mailbox:carol": 1])
+        case 2: return (["team@example.com"], ["mailbox:alice": 1, "mailbox:bob": 1])
+        case 3: return (["fax-desk@example.com"], ["drop:fax": 1])
+        default: return (["someone@elsewhere.org", "carol@example.com"], ["drop:outbound": 1, "mailbox:carol": 1])
+        }
+    }
+
+    static func message(_ index: Int, token: String) -> String {
+        let recipients = plan(index).to.joined(separator: ", ")
+        return "From: Sender \(index) <sender\(index)@elsewhere.org>\r\nTo: \(recipients)\r\nSubject: message \(index)\r\nX-Token: \(token)\r\n\r\nBody of message \(index).\r\n"
+    }
+
+    /// The census a run of messages `range` must produce, exactly.
+    static func expectedCensus(_ range: Range<Int>, prefix: String) -> [String: [String: Int]] {
+        Dictionary(uniqueKeysWithValues: range.map { ("\(prefix)\($0)", plan($0).locations) })
+    }
+}
