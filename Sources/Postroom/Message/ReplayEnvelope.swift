@@ -160,7 +160,7 @@ public enum ReplayEnvelope {
             if type.uppercased() == "SMTP" {
                 return AddressParser.parseAddress(String(value))
             }
-            return value.trimmingWhitespace().isEmpty ? nil : trimmed
+            return String(value).trimmingWhitespace().isEmpty ? nil : trimmed
         }
         return AddressParser.parseAddress("<" + trimmed + ">")
     }
