@@ -125,6 +125,13 @@ public struct RFC5322Message: Sendable {
         HeaderScanner.scan(bytes, stopAtFirstError: true).fields
     }
 
+    /// Like `leadingFields(of:)`, plus the byte range of the header lines read
+    /// (up to the blank line, the first bad line, or the end of `bytes`).
+    static func lenientHeader(of bytes: [UInt8]) -> (fields: [HeaderField], range: Range<Int>) {
+        let scan = HeaderScanner.scan(bytes, stopAtFirstError: true)
+        return (scan.fields, scan.headerStart..<max(scan.headerStart, scan.bodyOffset))
+    }
+
     /// The first field named `name` (ASCII case-insensitive), unfolded and trimmed.
     public func value(of name: String) -> String? {
         fields.first { $0.hasName(name) }?.value
@@ -285,6 +292,7 @@ private enum HeaderScanner {
             }
             if let failure {
                 result.error = failure
+                result.bodyOffset = lineStart
                 break
             }
             if contentEnd == lineStart {
@@ -302,6 +310,7 @@ private enum HeaderScanner {
             if first == 0x20 || first == 0x09 {
                 guard currentName != nil else {
                     result.error = .continuationBeforeFirstField(line: line)
+                    result.bodyOffset = lineStart
                     break
                 }
                 valueEnd = contentEnd
@@ -310,6 +319,7 @@ private enum HeaderScanner {
             }
             guard let (name, afterColon) = fieldName(bytes, from: lineStart, to: contentEnd) else {
                 result.error = .notAHeaderField(line: line)
+                result.bodyOffset = lineStart
                 break
             }
             finishField(&result)

@@ -51,12 +51,17 @@ public enum ReplayEnvelope {
     /// The envelope from the message's leading X-header block. The null sender
     /// `<>` gives `sender == ""`; typed recipients (`FAX:+15551234`) are kept verbatim.
     public static func parse(_ message: RFC5322Message) throws(SubmissionError) -> Envelope {
+        try parse(fields: message.fields)
+    }
+
+    /// The envelope from a list of header fields in file order (see `parse(_:)`).
+    static func parse(fields: [HeaderField]) throws(SubmissionError) -> Envelope {
         var sender: String?
         var senderCount = 0
         var recipients: [EnvelopeRecipient] = []
         var seen = Set<EnvelopeRecipient>()
         var inLeadingBlock = true
-        for field in message.fields {
+        for field in fields {
             let isSender = field.hasName("X-Sender")
             let isReceiver = field.hasName("X-Receiver")
             if inLeadingBlock, !HeaderText.hasPrefixIgnoringASCIICase(field.name, "X-") {
