@@ -293,6 +293,11 @@ public enum DeliveryStatusNotification {
     }
 
     private static func singleLine(_ text: String) -> String {
-        String(text.map { $0 == "\r" || $0 == "\n" || $0 == "\r\n" || $0 == "\0" ? " " : $0 })
+        // Scalars, not Characters: "\r\n" is a single Character and would slip through.
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            out.append(scalar == "\r" || scalar == "\n" || scalar == "\0" ? " " : scalar)
+        }
+        return String(out)
     }
 }

@@ -37,6 +37,11 @@ enum Charset {
         }
     }
 
+    /// Whether `canonical` (a `canonicalName` result) can be decoded.
+    static func isKnown(_ canonical: String) -> Bool {
+        canonical == "utf-8" || canonical == "us-ascii" || canonical == "iso-8859-1" || upperHalves[canonical] != nil
+    }
+
     /// Lowercased name with aliases folded onto the table names.
     static func canonicalName(_ name: String) -> String {
         var key = name.lowercased()
@@ -166,7 +171,9 @@ public enum EncodedWords {
             index += 1
         }
         guard index < bytes.count, index > charsetStart else { return nil }
-        let charset = String(decoding: bytes[charsetStart..<index], as: UTF8.self)
+        // An unknown charset makes the word plain text, so the white space around it is kept.
+        let charset = Charset.canonicalName(String(decoding: bytes[charsetStart..<index], as: UTF8.self))
+        guard Charset.isKnown(charset) else { return nil }
         index += 1
         guard index + 1 < bytes.count, bytes[index + 1] == 0x3F else { return nil }
         let encoding = bytes[index] | 0x20
@@ -178,7 +185,7 @@ public enum EncodedWords {
         let text = bytes[textStart..<end]
         let decoded = encoding == 0x62 ? base64(text) : quotedPrintable(text)
         guard let decoded else { return nil }
-        return Word(charset: Charset.canonicalName(charset), decoded: decoded, end: end + 2)
+        return Word(charset: charset, decoded: decoded, end: end + 2)
     }
 
     private static func isTokenByte(_ byte: UInt8) -> Bool {

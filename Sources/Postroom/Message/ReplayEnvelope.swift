@@ -225,11 +225,15 @@ public enum ReplayFormat {
 
     /// An address may not close its angle brackets early or break the line.
     private static func sanitized(_ text: String) -> String {
-        String(text.map { $0 == "\r" || $0 == "\n" || $0 == ">" || $0 == "<" ? " " : $0 })
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            out.append(scalar == "\r" || scalar == "\n" || scalar == ">" || scalar == "<" ? " " : scalar)
+        }
+        return String(out)
     }
 
     /// A parameter is one word: white space would split it, a line break would inject a field.
     private static func sanitizedParameter(_ text: String) -> String {
-        String(text.filter { !$0.isWhitespace })
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { !$0.properties.isWhitespace }))
     }
 }

@@ -209,11 +209,9 @@ public enum SubmissionValidator {
     private static func pickupRecipients(_ fields: [HeaderField]) -> ([String], Int) {
         var seen = Set<String>()
         var recipients: [String] = []
-        for name in ["To", "Cc"] {
-            for field in fields where field.hasName(name) {
-                for mailbox in AddressParser.parseList(field.value) where seen.insert(mailbox.address).inserted {
-                    recipients.append(mailbox.address)
-                }
+        for field in fields where field.hasName("To") || field.hasName("Cc") {
+            for mailbox in AddressParser.parseList(field.value) where seen.insert(mailbox.address).inserted {
+                recipients.append(mailbox.address)
             }
         }
         let visible = recipients.count
