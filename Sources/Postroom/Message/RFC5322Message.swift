@@ -239,7 +239,8 @@ private enum HeaderScanner {
         if count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
             position = 3
         }
-        if count - position >= 5, bytes[position..<(position + 5)].elementsEqual("From ".utf8) {
+        if count - position >= 5, bytes[position..<(position + 5)].elementsEqual("From ".utf8),
+           !isObsoleteFromField(bytes, at: position + 5) {
             // mbox separator line: not part of the message.
             while position < count, bytes[position] != 0x0A { position += 1 }
             if position < count { position += 1 }
@@ -336,6 +337,14 @@ private enum HeaderScanner {
             finishField(&result)
         }
         return result
+    }
+
+    /// Whether "From " is the field `From : value` (obsolete white space before the
+    /// colon) rather than an mbox separator line.
+    private static func isObsoleteFromField(_ bytes: [UInt8], at start: Int) -> Bool {
+        var index = start
+        while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
+        return index < bytes.count && bytes[index] == 0x3A
     }
 
     /// The field name of a `Name: value` line and the offset just after the colon.
