@@ -97,11 +97,12 @@ public enum EncodedWords {
         while index < bytes.count {
             if bytes[index] == 0x3D, index + 1 < bytes.count, bytes[index + 1] == 0x3F,
                let word = parseWord(bytes, at: index, lookahead: &lookahead) {
-                if var run = pending, run.charset == word.charset {
-                    run.bytes.append(contentsOf: word.decoded)
-                    run.raw.append(contentsOf: pendingWhitespace)
-                    run.raw.append(contentsOf: bytes[index..<word.end])
-                    pending = run
+                if pending?.charset == word.charset {
+                    // Mutate through the optional in place: copying the run out and back
+                    // would copy its buffers on every word and make long runs quadratic.
+                    pending!.bytes.append(contentsOf: word.decoded)
+                    pending!.raw.append(contentsOf: pendingWhitespace)
+                    pending!.raw.append(contentsOf: bytes[index..<word.end])
                 } else {
                     flush()
                     pending = (word.charset, word.decoded, Array(bytes[index..<word.end]))
