@@ -44,7 +44,12 @@ public enum DeliveryStatusNotification {
         now: Date, messageID: String, arrivalDate: Date? = nil
     ) -> (envelope: Envelope, message: [UInt8])? {
         guard !original.hasNullSender else { return nil }
-        let reported = failed.map(normalized).filter { wantsNotice(for: $0, in: original) }
+        // Indexed once: a message may have thousands of recipients.
+        var originals: [String: EnvelopeRecipient] = [:]
+        for recipient in original.recipients where originals[recipient.address] == nil {
+            originals[recipient.address] = recipient
+        }
+        let reported = failed.map(normalized).filter { wantsNotice(for: $0, original: originals[$0.address]) }
         guard !reported.isEmpty else { return nil }
 
         let (fields, range) = RFC5322Message.lenientHeader(of: originalMessage)
@@ -94,7 +99,7 @@ public enum DeliveryStatusNotification {
         for recipient in reported {
             header += "\r\n"
             header += "Final-Recipient: \(typed(recipient.address))\r\n"
-            if let original = original.recipients.first(where: { $0.address == recipient.address }),
+            if let original = originals[recipient.address],
                let orcpt = parameter("ORCPT", in: original.parameters) {
                 header += "Original-Recipient: \(originalRecipient(orcpt))\r\n"
             }
@@ -136,8 +141,8 @@ public enum DeliveryStatusNotification {
     }
 
     /// RFC 3461 NOTIFY: absent means "failures (and delays at our discretion)".
-    private static func wantsNotice(for recipient: FailedRecipient, in original: Envelope) -> Bool {
-        guard let match = original.recipients.first(where: { $0.address == recipient.address }),
+    private static func wantsNotice(for recipient: FailedRecipient, original: EnvelopeRecipient?) -> Bool {
+        guard let match = original,
               let notify = parameter("NOTIFY", in: match.parameters) else { return true }
         let kinds = notify.uppercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         if kinds.contains("NEVER") { return false }

@@ -11,7 +11,10 @@ public enum MessageDate {
     /// `date` as `Mon, 23 Nov 2026 09:36:18 +0000` (always UTC, so output never
     /// depends on the machine's time zone).
     public static func format(_ date: Date) -> String {
-        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+        // Clamped to years 0001...9999 so no input can overflow the conversion.
+        let interval = date.timeIntervalSince1970
+        let clamped = interval.isFinite ? min(max(interval, -62_135_596_800), 253_402_300_799) : 0
+        let seconds = Int64(clamped.rounded(.down))
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = Int(seconds - days * 86_400)
         let (year, month, day) = civilDate(fromDays: days)

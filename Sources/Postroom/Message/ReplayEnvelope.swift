@@ -59,7 +59,8 @@ public enum ReplayEnvelope {
         var sender: String?
         var senderCount = 0
         var recipients: [EnvelopeRecipient] = []
-        var seen = Set<EnvelopeRecipient>()
+        // The same address twice (even with other parameters): the first one wins.
+        var seen = Set<String>()
         var inLeadingBlock = true
         for field in fields {
             let isSender = field.hasName("X-Sender")
@@ -83,14 +84,11 @@ public enum ReplayEnvelope {
                     throw .invalidRecipient(value)
                 }
                 let recipient = EnvelopeRecipient(address: parsed, parameters: parameters)
-                if seen.insert(recipient).inserted { recipients.append(recipient) }
+                if seen.insert(recipient.address).inserted { recipients.append(recipient) }
             }
         }
         guard let sender else { throw .missingSender }
         guard !recipients.isEmpty else { throw .missingRecipients }
-        // The same address twice with different parameters: keep the first only.
-        var addresses = Set<String>()
-        recipients = recipients.filter { addresses.insert($0.address).inserted }
         return Envelope(sender: sender, recipients: recipients)
     }
 
@@ -101,18 +99,24 @@ public enum ReplayEnvelope {
         "x-helodomain", "x-source", "x-sourceipaddress",
     ]
 
-    /// Removes the injected envelope fields from the leading X-header block (other
-    /// `X-` fields there, like `X-Mailer`, are message content and stay).
+    /// The fields that carry an envelope. They are removed wherever they appear in a
+    /// stored message, so that writing it out in Replay format can never yield a file
+    /// with a second, conflicting (or smuggled) envelope.
+    static let envelopeFieldNames: Set<String> = ["x-sender", "x-receiver", "x-endofinjectedxheaders"]
+
+    /// Removes the injected fields from the leading X-header block (other `X-` fields
+    /// there, like `X-Mailer`, are message content and stay) and the envelope fields
+    /// (`envelopeFieldNames`) anywhere. Returns the names removed, in order.
     static func removeInjectedFields(from message: inout RFC5322Message) -> [String] {
         var removed: [String] = []
         var inLeadingBlock = true
         message.fields.removeAll { field in
-            guard inLeadingBlock else { return false }
-            guard HeaderText.hasPrefixIgnoringASCIICase(field.name, "X-") else {
+            let name = field.name.lowercased()
+            if inLeadingBlock, !HeaderText.hasPrefixIgnoringASCIICase(field.name, "X-") {
                 inLeadingBlock = false
-                return false
             }
-            guard injectedFieldNames.contains(field.name.lowercased()) else { return false }
+            let names = inLeadingBlock ? injectedFieldNames : envelopeFieldNames
+            guard names.contains(name) else { return false }
             removed.append(field.name)
             return true
         }
@@ -215,11 +219,10 @@ public enum ReplayFormat {
         return out
     }
 
-    /// `message` without its leading injected Replay lines; unchanged when it has none
-    /// or cannot be parsed (the bytes are then passed on as they are).
+    /// `message` without Replay envelope lines (see `ReplayEnvelope.removeInjectedFields`);
+    /// the very same bytes when it has none or cannot be parsed.
     private static func strippingEnvelope(_ message: [UInt8]) -> [UInt8] {
-        guard let first = message.first, first == 0x58 || first == 0x78,  // "X" / "x"
-              var parsed = try? RFC5322Message(parsing: message) else { return message }
+        guard var parsed = try? RFC5322Message(parsing: message) else { return message }
         return ReplayEnvelope.removeInjectedFields(from: &parsed).isEmpty ? message : parsed.serialized()
     }
 

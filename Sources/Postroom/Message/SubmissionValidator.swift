@@ -177,6 +177,15 @@ public enum SubmissionValidator {
             return true
         }
         if !resent.isEmpty { changes.append("removed \(resent.joined(separator: ", "))") }
+        // Pickup never honours Replay envelope lines; dropping them keeps a Replay-format
+        // copy of this message (a drop file) from carrying a forged envelope.
+        var envelopeLines: [String] = []
+        rewritten.removeFields { field in
+            guard ReplayEnvelope.envelopeFieldNames.contains(field.name.lowercased()) else { return false }
+            envelopeLines.append(field.name)
+            return true
+        }
+        if !envelopeLines.isEmpty { changes.append("removed Replay envelope fields \(summarize(envelopeLines)) (not honoured in pickup)") }
         return finish(rewritten, envelope: envelope, source: .pickup, context: context, changes: changes)
     }
 

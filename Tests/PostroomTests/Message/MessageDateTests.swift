@@ -10,6 +10,13 @@ struct MessageDateTests {
         #expect(MessageDate.format(Date(timeIntervalSince1970: 951_782_400)) == "Tue, 29 Feb 2000 00:00:00 +0000")
     }
 
+    @Test func extremeDatesDoNotTrap() {
+        #expect(MessageDate.format(.distantFuture) == "Mon, 1 Jan 4001 00:00:00 +0000")
+        #expect(MessageDate.format(Date(timeIntervalSince1970: 1e15)).hasSuffix("9999 23:59:59 +0000"))
+        #expect(MessageDate.format(Date(timeIntervalSince1970: .infinity)) == "Thu, 1 Jan 1970 00:00:00 +0000")
+        #expect(MessageDate.format(Date(timeIntervalSince1970: -1e300)).contains(" 1 Jan 1 "))
+    }
+
     @Test func parsesModernAndObsoleteForms() {
         let reference = Date(timeIntervalSince1970: 1_795_426_578)
         #expect(MessageDate.parse("Mon, 23 Nov 2026 09:36:18 +0000") == reference)

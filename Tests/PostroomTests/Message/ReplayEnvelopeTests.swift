@@ -97,6 +97,19 @@ struct ReplayEnvelopeTests {
         #expect(S.text(output) == "X-Sender: <>\nX-Receiver: <new@y.com>\nX-EndOfInjectedXHeaders: 37\nX-Mailer: m\nFrom: a@b.com\n\nbody\n")
     }
 
+    @Test func encodeRemovesEnvelopeLinesAnywhereButKeepsOtherHeaders() throws {
+        let original = S.bytes("From: a@b.com\r\nX-Sender: <spoof@x.com>\r\nX-Source: kept, not leading\r\n\r\nbody")
+        let envelope = Envelope(sender: "a@b.com", recipients: [EnvelopeRecipient(address: "c@d.com")])
+        let output = ReplayFormat.encode(envelope: envelope, message: original, lineEnding: "\r\n")
+        let message = try RFC5322Message(parsing: output)
+        #expect(message.values(of: "X-Sender") == ["<a@b.com>"])
+        #expect(message.value(of: "X-Source") == "kept, not leading")
+        #expect(try ReplayEnvelope.parse(message) == envelope)
+        // A message without envelope lines is copied byte for byte.
+        let plain = S.bytes("From: a@b.com\nSubject: x\r\n\r\nbody")
+        #expect(Array(ReplayFormat.encode(envelope: envelope, message: plain, lineEnding: "\n").suffix(plain.count)) == plain)
+    }
+
     @Test func encodeCannotBeBrokenByHostileAddresses() throws {
         let envelope = Envelope(sender: "a@b.com>\r\nX-Receiver: <evil@x.com", recipients: [
             EnvelopeRecipient(address: "c@d.com", parameters: ["NOTIFY=NEVER\r\nX-Receiver: <evil@x.com>"]),

@@ -148,6 +148,17 @@ struct SubmissionValidatorTests {
         #expect(accepted.headerChanges.contains("added Message-ID: <Q123@example.com>"))
     }
 
+    @Test func pickupRemovesReplayEnvelopeLines() throws {
+        let accepted = try #require(S.validate("X-Sender: <spoof@evil.example>\nFrom: a@x.com\nTo: b@x.com\nX-Receiver: <victim@x.com>\n\n").accepted)
+        #expect(accepted.envelope == Envelope(sender: "a@x.com", recipients: [EnvelopeRecipient(address: "b@x.com")]))
+        let message = try RFC5322Message(parsing: accepted.message)
+        #expect(message.value(of: "X-Sender") == nil && message.value(of: "X-Receiver") == nil)
+        #expect(accepted.headerChanges.contains("removed Replay envelope fields X-Sender, X-Receiver (not honoured in pickup)"))
+        // So its Replay-format copy is replayable with exactly the envelope given.
+        let drop = ReplayFormat.encode(envelope: accepted.envelope, message: accepted.message, lineEnding: "\n")
+        #expect(try ReplayEnvelope.parse(RFC5322Message(parsing: drop)) == accepted.envelope)
+    }
+
     @Test func replacesUnparseableDate() throws {
         let accepted = try #require(S.validate("From: a@x.com\nTo: b@x.com\nDate: last tuesday\nMessage-ID: <m@x>\n\n").accepted)
         let message = try RFC5322Message(parsing: accepted.message)

@@ -110,7 +110,7 @@ both("pickup-accept-comments", "From: Pete(A nice \\) chap) <pete(his account)@s
 both("pickup-accept-duplicates", "From: alice@example.com\nTo: bob@example.com, BOB@EXAMPLE.COM, bob@Example.Com\nCc: bob@example.com\nSubject: dup\n\nx\n")
 both("pickup-accept-header-only-no-blank", "From: alice@example.com\nTo: bob@example.com\nSubject: no body")
 both("pickup-accept-empty-list-elements", "From: alice@example.com\nTo: ,, bob@example.com,, , not-an-address, carol@example.com,\n\nx\n")
-both("pickup-accept-x-headers-passed", "X-Sender: <spoof@evil.example>\nX-Receiver: <victim@example.com>\nFrom: alice@example.com\nTo: bob@example.com\n\nPickup ignores replay envelope lines.\n")
+both("pickup-accept-x-envelope-lines-removed", "X-Sender: <spoof@evil.example>\nX-Receiver: <victim@example.com>\nFrom: alice@example.com\nTo: bob@example.com\n\nPickup ignores and removes replay envelope lines.\n")
 both("pickup-accept-exactly-100-recipients", "From: alice@example.com\nTo: " + ", ".join("user%d@example.com" % i for i in range(100)) + "\n\nx\n")
 both("pickup-accept-folded-to", "From: alice@example.com\nTo: bob@example.com,\n carol@example.com,\n\tdave@example.com\nSubject: folded\n\nx\n")
 both("pickup-accept-whitespace-before-colon", "From : alice@example.com\nTo : bob@example.com\nSubject : old style\n\nx\n")
