@@ -84,6 +84,31 @@ public struct SubmissionReport: Sendable {
 
 /// The Pickup and Replay submission rules: decides accept, report or badmail, and
 /// rewrites the header of accepted messages. Pure: no I/O, no clock, no randomness.
+///
+/// Outcomes, checked in this order:
+///
+/// | problem                                        | usable sender     | no sender / null `<>` |
+/// |------------------------------------------------|-------------------|-----------------------|
+/// | file larger than `maxMessageSize`              | report 5.3.4      | badmail               |
+/// | not a message (bare CR, NUL, junk line, empty) | report 5.6.0      | badmail               |
+/// | Pickup: no single sender in From/Sender        | —                 | badmail               |
+/// | Pickup: header larger than `maxHeaderSize`     | report 5.3.4      |                       |
+/// | Pickup: more than `maxRecipients` recipients   | report 5.5.3      |                       |
+/// | Pickup: no valid To/Cc/Bcc address             | report 5.1.3      |                       |
+/// | Replay: X-Sender missing, doubled or invalid   | —                 | badmail               |
+/// | Replay: X-Receiver missing or invalid          | report 5.1.3      | badmail               |
+/// | Replay: X-Sender/X-Receiver after other fields | report 5.6.0      | badmail               |
+///
+/// "Usable sender" for a broken or oversized file means one found in the header lines
+/// that could be read before the problem. A null sender never gets a report (RFC 3461),
+/// so its problems are badmail: the operator sees the file instead of it vanishing.
+///
+/// Accepted Pickup messages lose `Bcc` (its addresses stay envelope recipients; `To:
+/// Undisclosed recipients:;` is added when no To/Cc address is left), `Received`,
+/// `Resent-*` and any Replay envelope lines; accepted Replay messages lose their injected
+/// X-header block and `Bcc`. Both get `Message-ID` when missing or empty, `Date` when
+/// missing or unparseable, and a `Received: from localhost by <host> (Postroom) with
+/// pickup|replay; <date>` line on top. Every change is listed in `headerChanges`.
 public enum SubmissionValidator {
     /// How many leading bytes of a file larger than `maxMessageSize` the caller should
     /// read and pass: enough to find the sender in any sane header.
@@ -254,11 +279,11 @@ public enum SubmissionValidator {
     private static func refuseReplay(_ error: SubmissionError, fields: [HeaderField], header: [UInt8]) -> SubmissionVerdict {
         let advice = "put exactly one X-Sender: line and at least one X-Receiver: line, each with one address, "
             + "before all other header fields and copy the file back into replay/ as .eml"
-        // The first problem found is thrown, so a recipient error does not prove the
-        // sender is usable: look it up again.
         if error.isSenderProblem {
             return .badmail(reason: "\(error.description), so no report can be sent; \(advice)")
         }
+        // Parsing stops at the first problem, so a recipient error does not prove the
+        // sender is usable: look it up again.
         guard let sender = replaySender(fields) else {
             return .badmail(reason: "\(error.description), and there is no usable X-Sender, so no report can be sent; \(advice)")
         }
@@ -266,11 +291,14 @@ public enum SubmissionValidator {
             return .badmail(reason: "\(error.description), and the sender is the null sender <>, "
                 + "so no report can be sent; \(advice)")
         }
+        // The intended recipients that can be read, for the report's text.
+        var seen = Set<String>()
         let recipients: [EnvelopeRecipient] = leadingBlock(fields)
             .filter { $0.hasName("X-Receiver") }
             .compactMap { field in
                 guard let (address, parameters) = ReplayEnvelope.split(field.value),
-                      let parsed = ReplayEnvelope.normalize(address, allowNull: false) else { return nil }
+                      let parsed = ReplayEnvelope.normalize(address, allowNull: false),
+                      seen.insert(parsed).inserted else { return nil }
                 return EnvelopeRecipient(address: parsed, parameters: parameters)
             }
         let status: String
@@ -391,13 +419,17 @@ public enum SubmissionValidator {
 
     /// The unique id restricted to characters allowed in a Message-ID's left part.
     private static func idLeft(_ text: String) -> String {
-        let kept = text.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-._$+=".unicodeScalars.contains($0)) }
-        return kept.isEmpty ? "postroom" : String(String.UnicodeScalarView(kept))
+        let kept = text.utf8.filter { isASCIIAlphanumeric($0) || "-._$+=".utf8.contains($0) }
+        return kept.isEmpty ? "postroom" : String(decoding: kept, as: UTF8.self)
     }
 
     /// A host or domain name restricted to hostname characters, lowercased.
     private static func idRight(_ text: String) -> String {
-        let kept = text.lowercased().unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == ".") }
-        return kept.isEmpty ? "localhost" : String(String.UnicodeScalarView(kept))
+        let kept = text.utf8.filter { isASCIIAlphanumeric($0) || $0 == 0x2D || $0 == 0x2E }.map(HeaderText.lowerASCII)
+        return kept.isEmpty ? "localhost" : String(decoding: kept, as: UTF8.self)
+    }
+
+    private static func isASCIIAlphanumeric(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
     }
 }
