@@ -17,10 +17,8 @@ enum Charset {
             // Mislabelled 8-bit text is common; accept it when it is valid UTF-8.
             if bytes.allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
             return HeaderText.isValidUTF8(bytes[...]) ? String(decoding: bytes, as: UTF8.self) : nil
-        case "iso-8859-1":
-            var scalars = String.UnicodeScalarView()
-            for byte in bytes { scalars.append(Unicode.Scalar(byte)) }
-            return String(scalars)
+        case "iso-8859-1", "windows-1252":
+            return windows1252(bytes[...])
         default:
             guard let upper = upperHalves[key] else { return nil }
             var scalars = String.UnicodeScalarView()
@@ -35,6 +33,23 @@ enum Charset {
             }
             return String(scalars)
         }
+    }
+
+    /// Windows-1252 as web browsers read it (WHATWG): also used for ISO-8859-1, because
+    /// text labelled Latin-1 is in practice Windows-1252 (curly quotes, €), and the five
+    /// bytes 1252 leaves unassigned map to the C1 controls, so it never fails.
+    static func windows1252(_ bytes: ArraySlice<UInt8>) -> String {
+        let upper = upperHalves["windows-1252"] ?? []
+        var scalars = String.UnicodeScalarView()
+        for byte in bytes {
+            if byte >= 0x80, upper.count == 128, upper[Int(byte) - 0x80] != 0xFFFF,
+               let scalar = Unicode.Scalar(upper[Int(byte) - 0x80]) {
+                scalars.append(scalar)
+            } else {
+                scalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return String(scalars)
     }
 
     /// Whether `canonical` (a `canonicalName` result) can be decoded.

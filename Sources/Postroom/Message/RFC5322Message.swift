@@ -52,7 +52,7 @@ public struct HeaderField: Sendable, Equatable {
         self.rawValue = rawValue
     }
 
-    /// The raw value as a string (UTF-8, or ISO-8859-1 when the bytes are not UTF-8).
+    /// The raw value as a string (UTF-8, or Windows-1252 when the bytes are not UTF-8).
     public var rawString: String { HeaderText.string(from: rawValue[...]) }
 
     /// The value unfolded (line breaks before white space removed) and trimmed.
@@ -370,15 +370,14 @@ private enum HeaderScanner {
 
 /// Small byte-level helpers for header text.
 enum HeaderText {
-    /// Decodes header bytes: UTF-8 when valid, otherwise ISO-8859-1, so every byte
-    /// sequence gives a string and no information is silently replaced.
+    /// Decodes header bytes: UTF-8 when valid, otherwise Windows-1252 (what unlabelled
+    /// 8-bit headers from Windows mail programs are), so every byte sequence gives a
+    /// string and no byte is silently replaced by U+FFFD.
     static func string(from bytes: ArraySlice<UInt8>) -> String {
         if bytes.allSatisfy({ $0 < 0x80 }) || isValidUTF8(bytes) {
             return String(decoding: bytes, as: UTF8.self)
         }
-        var scalars = String.UnicodeScalarView()
-        for byte in bytes { scalars.append(Unicode.Scalar(byte)) }
-        return String(scalars)
+        return Charset.windows1252(bytes)
     }
 
     static func isValidUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {

@@ -28,6 +28,10 @@ struct EncodedWordsTests {
         #expect(EncodedWords.decode(input) == expected)
     }
 
+    @Test func latin1IsReadAsWindows1252() {
+        #expect(EncodedWords.decode("=?iso-8859-1?Q?=93x=94_=81?=") == "\u{201C}x\u{201D} \u{81}")
+    }
+
     @Test func dropsWhitespaceBetweenAdjacentWords() {
         #expect(EncodedWords.decode("=?ISO-8859-1?Q?a?= =?ISO-8859-1?Q?b?=") == "ab")
         #expect(EncodedWords.decode("=?ISO-8859-1?Q?a?=\r\n  =?ISO-8859-1?Q?b?=") == "ab")
@@ -52,7 +56,7 @@ struct EncodedWordsTests {
         "=?UTF-8?Q?a b?=",            // space inside
         "=??Q?abc?=",                 // empty charset
         "=?UTF-8?Q?=FF?=",            // invalid UTF-8
-        "=?windows-1252?Q?=81?=",     // unassigned byte
+        "=?iso-8859-3?Q?=A5?=",       // unassigned byte
         "plain text = ? no words",
         "=?",
         "",

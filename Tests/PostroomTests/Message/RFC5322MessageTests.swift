@@ -55,6 +55,8 @@ struct RFC5322MessageTests {
         #expect(message.value(of: "Subject") == "café")
         #expect(message.fields[0].rawValue == [0x20, 0x63, 0x61, 0x66, 0xE9])
         #expect(message.serialized() == latin1)
+        let smartQuotes = try RFC5322Message(parsing: S.bytes("Subject: ") + [0x93, 0x68, 0x69, 0x94, 0x20, 0x80] + S.bytes("\n\n"))
+        #expect(smartQuotes.value(of: "Subject") == "\u{201C}hi\u{201D} €")
         let utf8 = try RFC5322Message(parsing: S.bytes("Subject: Grüße\n\n"))
         #expect(utf8.value(of: "Subject") == "Grüße")
     }
