@@ -32,6 +32,8 @@ public struct FailedRecipient: Sendable, Codable, Equatable {
 /// address type, since no registered type describes them.
 public enum DeliveryStatusNotification {
     /// The report about `failed` recipients of a message, addressed to its sender.
+    /// A `FailedRecipient` with an empty address stands for a failure of the whole
+    /// message that concerns no recipient (e.g. it had none).
     ///
     /// Returns nil when no report may be sent: the original sender is null (never a
     /// report about a report), or every recipient asked not to get one (`NOTIFY=NEVER`,
@@ -123,6 +125,29 @@ public enum DeliveryStatusNotification {
         return (envelope, message)
     }
 
+    /// The report for a message refused at submission (`SubmissionVerdict.report`):
+    /// every intended recipient failed with the report's status, or, when the message
+    /// had no valid recipient at all, one entry `Final-Recipient: X-unknown; (no valid
+    /// recipient)`. Nil in the same cases as `build(about:…)`.
+    public static func build(
+        rejecting report: SubmissionReport, originalMessageID: String? = nil,
+        reportingDomain: String, reportingHost: String, now: Date, messageID: String
+    ) -> (envelope: Envelope, message: [UInt8])? {
+        var failed = report.envelope.recipients.map {
+            FailedRecipient(address: $0.address, status: report.status, diagnostic: report.diagnostic)
+        }
+        if failed.isEmpty {
+            failed = [FailedRecipient(address: "", status: report.status, diagnostic: report.diagnostic)]
+        }
+        return build(
+            about: report.envelope, originalMessage: report.headerBytes, originalMessageID: originalMessageID,
+            failed: failed, reportingDomain: reportingDomain, reportingHost: reportingHost, now: now,
+            messageID: messageID)
+    }
+
+    /// Stands in for the address of a failure that concerns no particular recipient.
+    static let noRecipient = "(no valid recipient)"
+
     // MARK: - Pieces
 
     /// Action and status made valid, diagnostic made one line.
@@ -179,6 +204,7 @@ public enum DeliveryStatusNotification {
     }
 
     private static func typed(_ address: String) -> String {
+        if address.isEmpty { return "X-unknown; " + noRecipient }
         if let type = ReplayEnvelope.typedAddressType(address) {
             if type.uppercased() == "X400" {
                 return "x400; " + singleLine(String(address[address.index(after: type.endIndex)...]))
@@ -216,7 +242,7 @@ public enum DeliveryStatusNotification {
         if subject != nil || date != nil { text += "\r\n" }
         for recipient in recipients {
             let state = recipient.action == "delayed" ? "delayed" : "not delivered"
-            text += "\(recipient.address) (\(state))\r\n"
+            text += "\(recipient.address.isEmpty ? noRecipient : singleLine(recipient.address)) (\(state))\r\n"
             text += "  Status \(recipient.status): \(recipient.diagnostic)\r\n"
             text += "  What to do: \(advice(for: recipient))\r\n\r\n"
         }

@@ -68,6 +68,13 @@ public struct AcceptedSubmission: Sendable {
     public var messageID: String
     /// One human-readable line per header change, for the tracking log.
     public var headerChanges: [String]
+
+    public init(envelope: Envelope, message: [UInt8], messageID: String, headerChanges: [String] = []) {
+        self.envelope = envelope
+        self.message = message
+        self.messageID = messageID
+        self.headerChanges = headerChanges
+    }
 }
 
 /// A refused message whose sender must be told why.
@@ -80,6 +87,13 @@ public struct SubmissionReport: Sendable {
     public var diagnostic: String
     /// The original header block to attach (at most 64 KB, cut at a line end).
     public var headerBytes: [UInt8]
+
+    public init(envelope: Envelope, status: String, diagnostic: String, headerBytes: [UInt8]) {
+        self.envelope = envelope
+        self.status = status
+        self.diagnostic = diagnostic
+        self.headerBytes = headerBytes
+    }
 }
 
 /// The Pickup and Replay submission rules: decides accept, report or badmail, and

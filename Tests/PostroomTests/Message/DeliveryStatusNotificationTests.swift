@@ -90,6 +90,25 @@ struct DeliveryStatusNotificationTests {
         #expect(try RFC5322Message(parsing: result.message).value(of: "Subject")?.hasPrefix("Undeliverable") == true)
     }
 
+    @Test func reportsSubmissionRejections() throws {
+        let verdict = S.validate("From: alice@example.com\nTo: undisclosed-recipients:;\nSubject: s\n\nbody")
+        let report = try #require(verdict.report)
+        let result = try #require(DeliveryStatusNotification.build(
+            rejecting: report, reportingDomain: "example.com", reportingHost: "mx1", now: S.now, messageID: "<n@x>"))
+        #expect(result.envelope == Envelope(sender: "", recipients: [EnvelopeRecipient(address: "alice@example.com")]))
+        let sections = try parts(of: RFC5322Message(parsing: result.message))
+        #expect(sections.count == 3)
+        let status = S.text(Array(sections[1].body))
+        #expect(status.contains("Final-Recipient: X-unknown; (no valid recipient)\r\nAction: failed\r\nStatus: 5.1.3\r\n"))
+        #expect(S.text(Array(sections[2].body)).hasPrefix("From: alice@example.com\r\nTo: undisclosed-recipients:;\r\n"))
+
+        let limits = SubmissionLimits(maxRecipients: 2)
+        let tooMany = try #require(S.validate("From: a@x.com\nTo: b@x.com, c@x.com, d@x.com\n\n", limits: limits).report)
+        let text = S.text(try #require(DeliveryStatusNotification.build(
+            rejecting: tooMany, reportingDomain: "example.com", reportingHost: "mx1", now: S.now, messageID: "<n@x>")).message)
+        #expect(text.components(separatedBy: "Status: 5.5.3").count == 4)
+    }
+
     @Test func neverReportsAboutReports() {
         #expect(build([FailedRecipient(address: "bob@example.com", status: "5.1.1", diagnostic: "x")], sender: "") == nil)
         #expect(build([]) == nil)
