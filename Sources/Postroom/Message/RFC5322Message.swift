@@ -21,7 +21,7 @@ public enum MessageFormatError: Error, Sendable, Equatable, CustomStringConverti
     public var description: String {
         switch self {
         case .empty:
-            return "the file is empty"
+            return "the file is empty (or holds only a byte-order mark or an mbox \"From \" line)"
         case .noHeaderFields:
             return "the file starts with a blank line, so it has no header fields"
         case .bareCarriageReturn(let line):

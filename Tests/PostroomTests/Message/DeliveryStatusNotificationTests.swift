@@ -137,6 +137,17 @@ struct DeliveryStatusNotificationTests {
         #expect(text.contains("Action: failed\r\nStatus: 5.0.0\r\nDiagnostic-Code: smtp; 550 5.0.0 a  Bcc: evil@x.com\r\n"))
     }
 
+    @Test func eightBitHeadersAreMarked() throws {
+        let header = S.bytes("From: a@x.com\r\nSubject: caf") + [0xE9] + S.bytes("\r\n\r\n")
+        let result = try #require(DeliveryStatusNotification.build(
+            about: Envelope(sender: "a@x.com", recipients: []), originalMessage: header, originalMessageID: nil,
+            failed: [FailedRecipient(address: "b@x.com", status: "5.1.1", diagnostic: "unknown")],
+            reportingDomain: "example.com", reportingHost: "mx1", now: S.now, messageID: "<n@x>"))
+        let sections = try parts(of: RFC5322Message(parsing: result.message))
+        #expect(sections[2].value(of: "Content-Transfer-Encoding") == "8bit")
+        #expect(S.text(Array(sections[0].body)).contains("café"))
+    }
+
     @Test func worksWithHeaderOnlyOriginalsAndLFOriginals() throws {
         let lf = S.bytes("From: a@x.com\nSubject: hi\n")
         let result = try #require(DeliveryStatusNotification.build(

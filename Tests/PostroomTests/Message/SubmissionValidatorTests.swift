@@ -24,6 +24,28 @@ struct SubmissionValidatorTests {
         #expect(S.validate("From: a@x.com, b@x.com\nSender: s@x.com, t@x.com\nTo: c@x.com\n\n").badmailReason != nil)
     }
 
+    @Test func singleFromWinsOverSender() throws {
+        let ok = try #require(S.validate("From: a@x.com\nSender: s@x.com, t@x.com\nTo: c@x.com\n\n").accepted)
+        #expect(ok.envelope.sender == "a@x.com")
+    }
+
+    @Test func bccOnlyReplacesAToFieldWithoutAddresses() throws {
+        let accepted = try #require(S.validate("From: a@x.com\nTo: Nobody In Particular\nBcc: h@x.com\n\n").accepted)
+        let message = try RFC5322Message(parsing: accepted.message)
+        #expect(message.values(of: "To") == ["Undisclosed recipients:;"])
+    }
+
+    @Test func oversizedReplayWithNullSenderIsBadmail() throws {
+        let bytes = S.bytes("X-Sender: <>\nX-Receiver: <a@x.com>\n\n")
+        let verdict = SubmissionValidator.validate(
+            bytes, totalSize: 50_000_000, source: .replay, limits: SubmissionLimits(), context: S.context)
+        #expect(verdict.badmailReason?.contains("null sender") == true)
+        let withSender = SubmissionValidator.validate(
+            S.bytes("X-Sender: <s@x.com>\nX-Receiver: <a@x.com> NOTIFY=NEVER\n"), totalSize: 50_000_000,
+            source: .replay, limits: SubmissionLimits(), context: S.context)
+        #expect(withSender.report?.envelope == Envelope(sender: "s@x.com", recipients: [EnvelopeRecipient(address: "a@x.com", parameters: ["NOTIFY=NEVER"])]))
+    }
+
     @Test func senderOnlyInSenderField() throws {
         let ok = try #require(S.validate("Sender: s@x.com\nTo: c@x.com\n\n").accepted)
         #expect(ok.envelope.sender == "s@x.com")
