@@ -146,4 +146,108 @@ enum ObsSyscall {
 
     static var pageSize: Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
     static var clockTicksPerSecond: Int { Int(sysconf(Int32(_SC_CLK_TCK))) }
+
+    // MARK: Sockets
+
+    /// A listening TCP socket and the port it got (useful when asked for port 0).
+    struct Listener {
+        let fd: Int32
+        let port: Int
+    }
+
+    /// Creates a TCP socket bound to `address` (an `in_addr`/`in6_addr` in network order) and listening.
+    static func listen(ipv6: Bool, address: [UInt8], port: Int, backlog: Int32 = 16) throws -> Listener {
+        let family = ipv6 ? AF_INET6 : AF_INET
+        let fd = try retrying("socket") { socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do {
+            var yes: Int32 = 1
+            try retrying("setsockopt", "SO_REUSEADDR") {
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+            }
+            if ipv6 {
+                var sa = sockaddr_in6()
+                sa.sin6_family = sa_family_t(AF_INET6)
+                sa.sin6_port = in_port_t(UInt16(port).bigEndian)
+                withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: address) }
+                _ = try withUnsafePointer(to: &sa) { ptr in
+                    try ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
+                        try retrying("bind", "[::1]:\(port)") { bind(fd, p, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                    }
+                }
+            } else {
+                var sa = sockaddr_in()
+                sa.sin_family = sa_family_t(AF_INET)
+                sa.sin_port = in_port_t(UInt16(port).bigEndian)
+                withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: address) }
+                _ = try withUnsafePointer(to: &sa) { ptr in
+                    try ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
+                        try retrying("bind", "\(address.map(String.init).joined(separator: ".")):\(port)") {
+                            bind(fd, p, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        }
+                    }
+                }
+            }
+            try retrying("listen") { Glibc.listen(fd, backlog) }
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            _ = try withUnsafeMutablePointer(to: &storage) { ptr in
+                try ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
+                    try retrying("getsockname") { getsockname(fd, p, &length) }
+                }
+            }
+            let boundPort: UInt16 = withUnsafeBytes(of: &storage) { raw in
+                // sin_port and sin6_port sit at the same offset (2) in both layouts.
+                UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
+            }
+            return Listener(fd: fd, port: Int(boundPort))
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Blocks until a client connects. Returns nil when the call should simply be retried
+    /// (aborted connection); throws when the listener is unusable (e.g. shut down by `stop`).
+    static func accept(_ fd: Int32) throws -> Int32? {
+        // accept4 is not visible through Glibc's module map; the tiny window before FD_CLOEXEC only matters
+        // if another thread spawns a process right then, and the fd would merely leak into that child.
+        let client = Glibc.accept(fd, nil, nil)
+        if client >= 0 {
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            return client
+        }
+        let err = errno
+        if err == EINTR || err == ECONNABORTED || err == EPROTO { return nil }
+        throw ObservabilityError.syscall(call: "accept", errno: err, detail: "")
+    }
+
+    /// Sets receive and send timeouts so a silent client cannot hold the server forever.
+    static func setTimeouts(_ fd: Int32, seconds: Double) {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Receives up to `max` bytes; 0 means the peer closed; throws on error or timeout (`EAGAIN`).
+    static func receive(_ fd: Int32, into buffer: inout [UInt8], max: Int) throws -> Int {
+        var chunk = [UInt8](repeating: 0, count: max)
+        let n = try retrying("recv") { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, max, 0) } }
+        buffer.append(contentsOf: chunk[0 ..< n])
+        return n
+    }
+
+    /// Sends everything; `MSG_NOSIGNAL` because a client that hung up must not raise SIGPIPE in the daemon.
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = try retrying("send") {
+                bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            }
+            offset += n
+        }
+    }
+
+    static func shutdown(_ fd: Int32, _ how: Int32 = Int32(SHUT_RDWR)) {
+        _ = Glibc.shutdown(fd, how)
+    }
 }
