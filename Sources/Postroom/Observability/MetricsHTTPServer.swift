@@ -172,7 +172,7 @@ public final class MetricsHTTPServer: Sendable {
         guard let text = String(validating: head, as: UTF8.self) else {
             return .text(400, "Bad Request", "bad request\n")
         }
-        let requestLine = text.prefix { $0 != "\r" && $0 != "\n" }
+        let requestLine = text.prefix { !$0.isNewline }  // "\r\n" is one Character
         let parts = requestLine.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 3,
               !parts[0].isEmpty, parts[0].allSatisfy({ $0.isASCII && $0.isUppercase }),
