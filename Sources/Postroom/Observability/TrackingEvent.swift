@@ -103,14 +103,44 @@ public struct TrackingEvent: Codable, Sendable, Equatable {
         try c.encodeIfPresent(size, forKey: .size)
     }
 
-    /// The event as one JSON line (with the trailing `\n`). JSON escapes control characters inside strings,
-    /// so a field can never break the one-object-per-line framing.
-    public func jsonLine() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        var bytes = [UInt8](try encoder.encode(self))
-        bytes.append(UInt8(ascii: "\n"))
-        return bytes
+    /// The event as one JSON line (with the trailing `\n`), keys in a fixed order with `timestamp` first so
+    /// the file reads well with `tail -f`. Strings are JSON-escaped (control characters included), so a
+    /// field can never break the one-object-per-line framing. Written by hand rather than with
+    /// `JSONEncoder`, whose key order is unspecified, and because this runs for every event.
+    public func jsonLine() -> [UInt8] {
+        var out = "{\"timestamp\":\"\(TrackingTimestamp.format(timestamp))\""
+        out += ",\"event\":\"\(event.rawValue)\",\"source\":\"\(source.rawValue)\""
+        out += ",\"queueID\":" + Self.quoted(queueID)
+        out += ",\"messageID\":" + Self.quoted(messageID)
+        out += ",\"sender\":" + Self.quoted(sender)
+        out += ",\"recipients\":[" + recipients.map(Self.quoted).joined(separator: ",") + "]"
+        if let connector { out += ",\"connector\":" + Self.quoted(connector) }
+        if let status { out += ",\"status\":" + Self.quoted(status) }
+        if let reason { out += ",\"reason\":" + Self.quoted(reason) }
+        if let file { out += ",\"file\":" + Self.quoted(file) }
+        if let size { out += ",\"size\":\(size)" }
+        out += "}\n"
+        return Array(out.utf8)
+    }
+
+    /// A JSON string literal (RFC 8259 escaping).
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }
 

@@ -62,7 +62,7 @@ public final class TrackingLog: Sendable {
     /// Throws ``ObservabilityError`` when the log cannot be written (callers usually report and go on:
     /// tracking must not stop mail).
     public func append(_ event: TrackingEvent) throws {
-        let line = try event.jsonLine()
+        let line = event.jsonLine()
         try state.withLock { s in
             guard !s.closed else { throw ObservabilityError.syscall(call: "write", errno: EBADF, detail: path) }
             s.pending.append(line)
