@@ -1,3 +1,13 @@
+// Observability module: how the daemon wires it (design.md §5, §7).
+//
+//   let registry = MetricsRegistry()                       // one per process
+//   let stage = StageMetrics(registry:, pipeline:, stage:)  // one per stage; runner calls stage.measure { ... }
+//   let writer = MetricsFileWriter(registry:, path: "<spool>/metrics.prom")
+//   group.addTask { await writer.run(every: .seconds(10)) } // cancel at shutdown: writes once more
+//   let http = try MetricsHTTPServer(listen: "127.0.0.1:9465", registry:); http.start() ... http.stop()
+//   let tracking = try TrackingLog(path: "<spool>/tracking.log"); try? tracking.append(event); try? tracking.close()
+//   CLI: StatsTable.render(exposition:), Trace.render(events: TrackingLogReader.events(in: spool), id:)
+
 import Foundation
 import Synchronization
 
