@@ -14,7 +14,7 @@
 ///
 /// Two spaces are equal when type, space and cost are; types and SMTP spaces compare
 /// case-insensitively (they are normalised when parsed).
-public struct AddressSpace: Sendable, Hashable, CustomStringConvertible {
+public struct AddressSpace: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The address type, upper-cased: `SMTP`, `FAX`, `X400`, …
     public let type: String
     /// The space: `contoso.com`, `*.contoso.com`, `*`, `c=US;a=Fabrikam;p=Contoso`, `+1555*`.
@@ -73,6 +73,24 @@ public struct AddressSpace: Sendable, Hashable, CustomStringConvertible {
         self.cost = cost
     }
 
+    /// Decodes the `TYPE:space;cost` text form, so a pipeline file's `addressSpaces: ["FAX:*;1"]`
+    /// decodes straight to `[AddressSpace]` and a bad entry is reported at its key path and line.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        do {
+            self = try AddressSpace(parsing: text)
+        } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
+        }
+    }
+
+    /// Encodes the canonical text form (``description``).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
     /// Builds a space from parts already known to be valid (e.g. a maildir connector's local domain).
     init(validatedType type: String, space: String, cost: Int) {
         self.type = type.uppercased()
@@ -100,7 +118,7 @@ public struct AddressSpace: Sendable, Hashable, CustomStringConvertible {
     /// An exact space (no `*`) beats any wildcard. Among wildcards, a longer literal part wins:
     /// for SMTP that is the number of domain labels after `*.` (`*.sub.contoso.com` (3) >
     /// `*.contoso.com` (2) > `*` (0)); for other types the number of characters before the first `*`.
-    public struct Match: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public struct Match: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
         /// True when the space has no wildcard.
         public var isExact: Bool
         /// Labels (SMTP) or characters (other types) the space fixes.

@@ -5,7 +5,7 @@
 /// gets one copy), in the order first reached; `failed` holds each failing address once;
 /// every recipient given to ``RecipientDirectory/resolve(_:)`` ends up in `resolved`, in
 /// `failed`, or (only for an empty distribution group, as in Exchange) in neither.
-public struct ResolutionResult: Sendable, Hashable {
+public struct ResolutionResult: Sendable, Hashable, Codable {
     /// Final recipients, deduplicated by final address, in the order first reached.
     public var resolved: [ResolvedRecipient]
     /// Recipients that cannot be delivered, with the DSN status for the report.
@@ -21,7 +21,7 @@ public struct ResolutionResult: Sendable, Hashable {
 }
 
 /// One final recipient after resolution and expansion.
-public struct ResolvedRecipient: Sendable, Hashable {
+public struct ResolvedRecipient: Sendable, Hashable, Codable {
     /// The address to deliver to: a mailbox's primary SMTP address, a contact's target,
     /// an outside SMTP address or a typed address (`FAX:+15551234`), as written.
     public var address: String
@@ -56,7 +56,7 @@ public struct ResolvedRecipient: Sendable, Hashable {
 }
 
 /// A recipient that cannot be delivered, with what to put in the non-delivery report.
-public struct FailedResolution: Sendable, Hashable, CustomStringConvertible {
+public struct FailedResolution: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The address that failed (for a group member: the member, not the group).
     public var address: String
     /// The envelope recipient it came from, as given.
@@ -78,8 +78,8 @@ public struct FailedResolution: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// One rewrite or expansion made while resolving, e.g. `al@example.com` → `alice@example.com`.
-public struct ResolutionStep: Sendable, Hashable, CustomStringConvertible {
-    public enum Kind: String, Sendable, Hashable {
+public struct ResolutionStep: Sendable, Hashable, Codable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Hashable, Codable {
         /// An address rewritten to another: alias → primary, contact → target, IMCEA decapsulation.
         case resolve
         /// A group expanded: one step per member.
@@ -104,7 +104,7 @@ public struct ResolutionStep: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Something wrong in a recipient directory, found by ``RecipientDirectory/problems()``.
-public struct DirectoryProblem: Sendable, Hashable, CustomStringConvertible {
+public struct DirectoryProblem: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Where in the directory file, e.g. `groups[1].members[2]`.
     public var keyPath: String
     /// What is wrong and, where it helps, what to do.

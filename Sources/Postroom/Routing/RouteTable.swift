@@ -17,7 +17,7 @@ public struct ConnectorRouteSpec: Sendable, Hashable {
 }
 
 /// The next hop chosen for one address.
-public struct RouteDecision: Sendable, Hashable, CustomStringConvertible {
+public struct RouteDecision: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The connector to hand the recipient to.
     public var connector: String
     /// The address space that matched; for local delivery, the local domain as `SMTP:domain;1`.
@@ -45,7 +45,7 @@ public struct RouteDecision: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The recipients of one message that go to one connector: one bifurcated copy.
-public struct NextHopGroup: Sendable, Hashable {
+public struct NextHopGroup: Sendable, Hashable, Codable {
     public var connector: String
     /// In the order they were given to ``RouteTable/route(_:)``.
     public var recipients: [ResolvedRecipient]
@@ -57,7 +57,7 @@ public struct NextHopGroup: Sendable, Hashable {
 }
 
 /// A message's recipients split by next hop (bifurcation), plus those with no route.
-public struct RoutingResult: Sendable, Hashable {
+public struct RoutingResult: Sendable, Hashable, Codable {
     /// One group per connector, in the order each connector was first chosen.
     public var hops: [NextHopGroup]
     /// Recipients no connector serves: status 5.4.4 (5.1.3 when the address cannot be parsed).

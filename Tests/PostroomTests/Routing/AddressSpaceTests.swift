@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Postroom
 
@@ -116,5 +117,41 @@ struct AddressSpaceTests {
         #expect(AddressSpace.glob("a*c*", matches: "ac"))
         #expect(!AddressSpace.glob("a*c", matches: "abcd"))
         #expect(AddressSpace.glob("*b*", matches: "aaabaaa"))
+    }
+}
+
+@Suite("Address spaces in configuration files")
+struct AddressSpaceDecodingTests {
+    struct Connector: Decodable {
+        var addressSpaces: [AddressSpace]
+    }
+
+    @Test("address spaces decode from their text form and encode back to it")
+    func decodes() throws {
+        let text = "{ addressSpaces: ['FAX:*;1', 'contoso.com', \"X400:c=US;a=B;p=C;5\"] }"
+        let connector = try ConfigFile.decode(Connector.self, from: Data(text.utf8), file: "p.json5")
+        #expect(connector.addressSpaces.map(\.description) == ["FAX:*;1", "SMTP:contoso.com;1", "X400:c=US;a=B;p=C;5"])
+        let encoded = try JSONEncoder().encode(connector.addressSpaces)
+        #expect(try JSONDecoder().decode([AddressSpace].self, from: encoded) == connector.addressSpaces)
+    }
+
+    @Test("a bad address space is a ConfigError at its key path and line")
+    func badSpace() {
+        let text = """
+        {
+          addressSpaces: [
+            "FAX:*;1",
+            "*contoso.com",
+          ],
+        }
+        """
+        do {
+            _ = try ConfigFile.decode(Connector.self, from: Data(text.utf8), file: "p.json5")
+            Issue.record("decoded")
+        } catch {
+            #expect(error.keyPath == "addressSpaces[1]")
+            #expect(error.line == 2)
+            #expect(error.problem.contains("'*' may only stand alone or start '*.domain'"), "\(error)")
+        }
     }
 }

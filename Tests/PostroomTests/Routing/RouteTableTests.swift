@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Postroom
 
@@ -48,6 +49,24 @@ struct RouteTableTests {
         #expect(table.nextHop(for: "SMS:+15551234")?.connector == "gateway")
         #expect(table.nextHop(for: "X400:c=US") == nil)
         #expect(table.nextHop(for: "alice@example.com") == nil)
+    }
+
+    @Test("typed addresses route whatever the case of their type")
+    func typedCase() {
+        let table = RouteTable(connectors: [ConnectorRouteSpec(name: "fax", addressSpaces: Self.spaces("fax:*"))])
+        #expect(table.nextHop(for: "Fax:+15551234")?.connector == "fax")
+        #expect(table.nextHop(for: "FAX:+15551234")?.addressSpace.description == "FAX:*;1")
+    }
+
+    @Test("routing results survive a JSON round trip (for the queue and explain --json)")
+    func codable() throws {
+        let table = RouteTable(connectors: [ConnectorRouteSpec(name: "mailbox", localDomains: ["example.com"])])
+        let recipient = ResolvedRecipient(address: "alice@example.com", original: EnvelopeRecipient(address: "al@example.com", parameters: ["NOTIFY=NEVER"]), mailbox: "alice", chain: ["al@example.com", "alice@example.com"])
+        let result = table.route([recipient, ResolvedRecipient(address: "FAX:+1", original: EnvelopeRecipient(address: "FAX:+1"), chain: ["FAX:+1"])])
+        let data = try JSONEncoder().encode(result)
+        #expect(try JSONDecoder().decode(RoutingResult.self, from: data) == result)
+        let decision = try #require(table.nextHop(for: "alice@example.com"))
+        #expect(try JSONDecoder().decode(RouteDecision.self, from: JSONEncoder().encode(decision)) == decision)
     }
 
     @Test("local domains win over any address space, case-insensitively")
