@@ -28,8 +28,10 @@ enum JSON5Lines {
 
         mutating func skipTrivia() {
             while let byte = current {
-                if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") || byte >= 0x80 && isUnicodeSpace() {
+                if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
                     advance()
+                } else if byte >= 0x80, let length = unicodeSpaceLength() {
+                    for _ in 0..<length { advance() }
                 } else if byte == UInt8(ascii: "/"), position + 1 < bytes.count, bytes[position + 1] == UInt8(ascii: "/") {
                     while let next = current, next != UInt8(ascii: "\n") { advance() }
                 } else if byte == UInt8(ascii: "/"), position + 1 < bytes.count, bytes[position + 1] == UInt8(ascii: "*") {
@@ -44,10 +46,13 @@ enum JSON5Lines {
             }
         }
 
-        /// Non-ASCII white space (NBSP, BOM) is rare; treat U+00A0 and U+FEFF as space, anything else as text.
-        func isUnicodeSpace() -> Bool {
+        /// Non-ASCII white space is rare; U+00A0 (NBSP) and U+FEFF (BOM) are skipped whole, by
+        /// their UTF-8 length, anything else is text.
+        func unicodeSpaceLength() -> Int? {
             let rest = bytes[position...]
-            return rest.starts(with: [0xC2, 0xA0]) || rest.starts(with: [0xEF, 0xBB, 0xBF])
+            if rest.starts(with: [0xC2, 0xA0]) { return 2 }
+            if rest.starts(with: [0xEF, 0xBB, 0xBF]) { return 3 }
+            return nil
         }
 
         mutating func value(path: String) {

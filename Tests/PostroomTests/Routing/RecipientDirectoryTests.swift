@@ -324,6 +324,32 @@ struct RecipientDirectoryTests {
         ])
     }
 
+    @Test("the JSON5 line walker skips a BOM and non-breaking spaces")
+    func lineWalkerUnicodeSpace() {
+        let lines = JSON5Lines.lines(in: "\u{FEFF}{\u{00A0}a: 1,\n\u{00A0}b:\u{00A0}[2] }")
+        #expect(lines["a"] == 1)
+        #expect(lines["b"] == 2)
+        #expect(lines["b[0]"] == 2)
+    }
+
+    @Test("the JSON5 line walker survives every truncation of the shipped directory file")
+    func lineWalkerTruncation() throws {
+        let text = try String(contentsOf: Self.pipelinesDirectory.appendingPathComponent("directory.json5"), encoding: .utf8)
+        let full = JSON5Lines.lines(in: text)
+        #expect(full["groups[0].members[1]"] != nil)
+        var prefix = ""
+        for character in text {
+            prefix.append(character)
+            let partial = JSON5Lines.lines(in: prefix)
+            // Cut at a line end, a prefix never invents a place: what it finds, the full text has at
+            // the same line. (Cut inside `//`, a lone `/` cannot be known to start a comment.)
+            guard character == "\n" else { continue }
+            for (path, line) in partial where full[path] != nil {
+                #expect(full[path] == line, "\(path)")
+            }
+        }
+    }
+
     @Test("the JSON5 line walker follows comments, quotes, nesting and trailing commas")
     func lineWalker() {
         let lines = JSON5Lines.lines(in: """
