@@ -3,8 +3,10 @@
 ///
 /// Guarantees: `resolved` holds each final address once (a person reached through two groups
 /// gets one copy), in the order first reached; `failed` holds each failing address once;
-/// every recipient given to ``RecipientDirectory/resolve(_:)`` ends up in `resolved`, in
-/// `failed`, or (only for an empty distribution group, as in Exchange) in neither.
+/// every recipient given to ``RecipientDirectory/resolve(_:)`` is accounted for: it (or each of
+/// its group's members) is in `resolved` or `failed`, except that an empty distribution group
+/// yields nothing (as in Exchange: no copy, no report) and a group already expanded for an
+/// earlier recipient of the same message is not expanded again (its members are already there).
 public struct ResolutionResult: Sendable, Hashable, Codable {
     /// Final recipients, deduplicated by final address, in the order first reached.
     public var resolved: [ResolvedRecipient]
