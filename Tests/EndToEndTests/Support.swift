@@ -130,7 +130,7 @@ final class Harness: @unchecked Sendable {
             let components = file.split(separator: "/")
             let location = components[0] == "mailboxes" ? "mailbox:" + components[1] : "drop:" + components[1]
             guard let text = try? String(contentsOfFile: spool + "/" + file, encoding: .utf8) else { continue }
-            let token = text.components(separatedBy: "\n").first { $0.hasPrefix("X-Token: ") }?.dropFirst(9).trimmingCharacters(in: .whitespacesAndNewlines) ?? "none"
+            let token = text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("X-Token: ") }?.dropFirst(9).trimmingCharacters(in: .whitespaces) ?? "none"
             result[token, default: [:]][location, default: 0] += 1
         }
         return result
@@ -138,6 +138,16 @@ final class Harness: @unchecked Sendable {
 
     /// Queue files left (entries and claimed files), ignoring folders.
     func queuedFiles() -> [String] { files(under: "queue") }
+}
+
+/// The differences between two censuses, at most `limit` of them, for readable failures.
+func censusDifferences(_ actual: [String: [String: Int]], _ expected: [String: [String: Int]], limit: Int = 10) -> [String] {
+    var differences: [String] = []
+    for token in Set(actual.keys).union(expected.keys).sorted() where actual[token] != expected[token] {
+        differences.append("\(token): got \(actual[token] ?? [:]), expected \(expected[token] ?? [:])")
+        if differences.count == limit { break }
+    }
+    return differences
 }
 
 /// Waits for a condition with a deadline; the condition is what the test awaits, not the clock.

@@ -11,6 +11,22 @@ public enum ExitCode: Int32, Sendable {
 
 /// `postroom run`: the long-running watcher with its signals and its spool lock.
 public enum Daemon {
+    /// Refreshes the queue gauges and writes `metrics.prom` on the configured interval, and once more at shutdown.
+    static func publishMetrics(pipeline: PipelineFile, spool: String, runner: PipelineRunner, log: Logger) async {
+        let file = pipeline.metrics.flatMap(\.file).map { resolvePath($0, against: spool) }
+        let writer = file.map { MetricsFileWriter(registry: runner.telemetry.registry, path: $0) }
+        let interval = Duration.milliseconds(Int((pipeline.metrics?.every.seconds ?? 10) * 1000))
+        func publish() async {
+            runner.telemetry.updateQueueGauges(await runner.delivery.queueCounts())
+            do { try await writer?.writeNow() } catch { log.warning("cannot write \(file ?? "metrics"): \(error)") }
+        }
+        while !Task.isCancelled {
+            await publish()
+            try? await Task.sleep(for: interval)
+        }
+        await publish()
+    }
+
     /// The spool a pipeline runs on: `--spool`, else the file's `spool`, else `./spool`.
     public static func spoolPath(for pipeline: PipelineFile, override: String?) -> String {
         let chosen = override ?? pipeline.spool ?? "spool"
@@ -38,13 +54,38 @@ public enum Daemon {
             log.error("cannot use spool \(spool): \(error)")
             return .temporaryFailure
         }
+        let registry = MetricsRegistry()
+        var tracking: TrackingLog?
+        if let configuration = pipeline.tracking {
+            do {
+                tracking = try TrackingLog(path: resolvePath(configuration.file, against: spool), maxBytes: Int(configuration.maxSize.bytes), maxFiles: configuration.keep)
+            } catch {
+                log.error("cannot open the tracking log: \(error)")
+                return .temporaryFailure
+            }
+        }
+        let telemetry = Telemetry(pipeline: pipeline.name, registry: registry, tracking: tracking, log: log)
+        defer { telemetry.close() }
         let runner: PipelineRunner
         do {
-            runner = try PipelineRunner(pipeline: pipeline, spool: spool, log: log)
+            runner = try PipelineRunner(pipeline: pipeline, spool: spool, log: log, telemetry: telemetry)
         } catch {
             log.error("\(error)")
             return .userError
         }
+        var server: MetricsHTTPServer?
+        if let listen = pipeline.metrics?.listen {
+            do {
+                server = try MetricsHTTPServer(listen: listen, registry: registry)
+                server?.start()
+                log.info("serving metrics on http://\(listen)/metrics")
+            } catch {
+                log.error("cannot serve metrics on \(listen): \(error)")
+                return .userError
+            }
+        }
+        defer { server?.stop() }
+        let metricsTask = Task { await publishMetrics(pipeline: pipeline, spool: spool, runner: runner, log: log) }
         let signals = SignalWatcher([.terminate, .interrupt, .hangup]) { signal in
             switch signal {
             case .terminate, .interrupt:
@@ -59,9 +100,13 @@ public enum Daemon {
             try await runner.run()
         } catch {
             log.error("pipeline stopped: \(error)")
+            metricsTask.cancel()
+            await metricsTask.value
             withExtendedLifetime((signals, lock)) {}
             return .temporaryFailure
         }
+        metricsTask.cancel()
+        await metricsTask.value
         log.notice("stopped; everything not delivered stays queued in \(spool)/queue")
         withExtendedLifetime((signals, lock)) {}
         return .ok

@@ -50,3 +50,9 @@ func stableHash(_ text: String) -> String {
     }
     return String(hash, radix: 16)
 }
+
+/// The line ending a message uses, judged by its first line ("\r\n" or "\n").
+func lineEnding(of message: [UInt8]) -> String {
+    guard let newline = message.prefix(8192).firstIndex(of: UInt8(ascii: "\n")) else { return "\r\n" }
+    return newline > 0 && message[newline - 1] == UInt8(ascii: "\r") ? "\r\n" : "\n"
+}

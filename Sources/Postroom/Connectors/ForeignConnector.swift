@@ -20,7 +20,7 @@ public struct ForeignConnector: Connector {
     public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
         let directory = dropDirectory
         let path = directory + "/" + entry.id + ".eml"
-        let bytes = ReplayFormat.encode(envelope: entry.envelope, message: message)
+        let bytes = ReplayFormat.encode(envelope: entry.envelope, message: message, lineEnding: lineEnding(of: message))
         let quota = configuration.quota?.bytes
         let quotaFiles = configuration.quotaFiles
         let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {

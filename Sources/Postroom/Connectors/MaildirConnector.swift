@@ -44,7 +44,8 @@ public struct MaildirConnector: Connector {
         }
         let folder = mailboxFolder(for: user)
         let name = fileName(entry, recipient: recipient)
-        let header = "Return-Path: <\(entry.envelope.sender)>\nDelivered-To: \(recipient)\n"
+        let eol = lineEnding(of: message)
+        let header = "Return-Path: <\(entry.envelope.sender)>\(eol)Delivered-To: \(recipient)\(eol)"
         let quota = configuration.quota?.bytes
         let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
             Result { () throws(SystemError) -> Bool in

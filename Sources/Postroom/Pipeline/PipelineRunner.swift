@@ -1,15 +1,6 @@
 import Foundation
 import Synchronization
 
-/// Hooks the runner calls around every stage, so metrics need no code in the stages.
-public struct StageObserver: Sendable {
-    public var received: @Sendable (_ stage: String) -> Void = { _ in }
-    public var completed: @Sendable (_ stage: String, _ seconds: Double, _ result: StageResult?) -> Void = { _, _, _ in }
-    public var failed: @Sendable (_ stage: String, _ seconds: Double, _ error: any Error) -> Void = { _, _, _ in }
-    public var buffered: @Sendable (_ stage: String, _ count: Int) -> Void = { _, _ in }
-    public init() {}
-}
-
 /// Builds a pipeline from its file and runs it: the ingest source, then each stage actor
 /// fed from a bounded channel, then the connectors' queues.
 ///
@@ -22,21 +13,19 @@ public final class PipelineRunner: Sendable {
     public let ingest: IngestStage
     public let stages: [(name: String, stage: any MessageStage)]
     public let delivery: DeliveryService
-    let observer: StageObserver
+    public let telemetry: Telemetry
     let channelCapacity: Int
 
     /// Builds every stage; configuration problems surface here as errors.
     public init(pipeline: PipelineFile, spool: String, log: Logger, dryRun: Bool = false,
-                observer: StageObserver = StageObserver(),
-                ingestObserver: IngestStage.IngestObserver = IngestStage.IngestObserver(),
-                deliveryObserver: DeliveryService.DeliveryObserver = DeliveryService.DeliveryObserver(),
-                channelCapacity: Int = 64) throws {
+                telemetry: Telemetry? = nil, channelCapacity: Int = 64) throws {
         guard let first = pipeline.stages.first, let ingestSettings = first.settings as? IngestSettings else {
             throw ConfigError(file: pipeline.path, keyPath: "stages[0]", problem: "the first stage must be ingest")
         }
         self.pipeline = pipeline
         self.spool = spool
-        self.observer = observer
+        let telemetry = telemetry ?? Telemetry.inMemory(pipeline: pipeline.name)
+        self.telemetry = telemetry
         self.channelCapacity = channelCapacity
         let hostname = FileSystem.hostname()
         let directorySync = DirectorySync()
@@ -45,17 +34,17 @@ public final class PipelineRunner: Sendable {
             ConnectorFactory.make($0, spool: spool, hostname: hostname, directorySync: directorySync)
         }
         let delivery = DeliveryService(settings: pipeline.settings(DeliverSettings.self) ?? DeliverSettings(), store: store,
-                                       connectors: connectors, log: log, observer: deliveryObserver)
+                                       connectors: connectors, log: log, telemetry: telemetry)
         self.delivery = delivery
         let ingestBox = Mutex<IngestStage?>(nil)
         let defaultDomain = pipeline.settings(CategorizeSettings.self)?.acceptedDomains.first ?? hostname
         let context = StageContext(pipeline: pipeline, spool: spool, hostname: hostname, queue: store, log: log,
                                    defaultDomain: defaultDomain,
                                    resubmit: { claimed in ingestBox.withLock { $0 }?.resubmit(claimed) },
-                                   delivery: delivery, dryRun: dryRun)
+                                   delivery: delivery, telemetry: telemetry, dryRun: dryRun)
         self.context = context
         delivery.attach(reports: ReportSender(context: context))
-        let ingest = IngestStage(settings: ingestSettings, context: context, observer: ingestObserver)
+        let ingest = IngestStage(settings: ingestSettings, context: context)
         self.ingest = ingest
         ingestBox.withLock { $0 = ingest }
         var stages: [(String, any MessageStage)] = []
@@ -94,7 +83,7 @@ public final class PipelineRunner: Sendable {
 
         let capacity = channelCapacity
         let channels = (0...stages.count).map { _ in BoundedChannel<PipelineItem>(capacity: capacity) }
-        let observer = self.observer
+        let telemetry = self.telemetry
         let log = context.log
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (index, (name, stage)) in stages.enumerated() {
@@ -102,7 +91,7 @@ public final class PipelineRunner: Sendable {
                 let output = channels[index + 1]
                 let isLast = index == stages.count - 1
                 group.addTask {
-                    await Self.runStage(name: name, stage: stage, input: input, output: isLast ? nil : output, observer: observer, log: log)
+                    await Self.runStage(name: name, stage: stage, input: input, output: isLast ? nil : output, telemetry: telemetry, log: log)
                     output.finish()
                 }
             }
@@ -121,14 +110,13 @@ public final class PipelineRunner: Sendable {
     }
 
     static func runStage(name: String, stage: any MessageStage, input: BoundedChannel<PipelineItem>,
-                         output: BoundedChannel<PipelineItem>?, observer: StageObserver, log: Logger) async {
+                         output: BoundedChannel<PipelineItem>?, telemetry: Telemetry, log: Logger) async {
         while let item = await input.receive() {
-            observer.buffered(name, input.count)
-            observer.received(name)
+            telemetry.stageStarted(name, buffered: input.count)
             let start = ContinuousClock.now
             do {
                 let result = try await stage.process(item)
-                observer.completed(name, seconds(since: start), result)
+                telemetry.stageFinished(name, seconds: seconds(since: start), result: result)
                 if case .forward(let next) = result {
                     if let output {
                         await output.send(next)
@@ -137,7 +125,7 @@ public final class PipelineRunner: Sendable {
                     }
                 }
             } catch {
-                observer.failed(name, seconds(since: start), error)
+                telemetry.stageFailed(name, seconds: seconds(since: start), error: error)
                 log.error("stage \(name) failed on \(item.queueID): \(error); the message stays queued in \(item.claimed.path) and is retried at the next start")
             }
         }

@@ -73,6 +73,8 @@ public struct StageContext: Sendable {
     public var resubmit: @Sendable (ClaimedFile) -> Void
     /// The delivery side, for the deliver stage.
     public var delivery: DeliveryService?
+    /// Metrics and the tracking log.
+    public var telemetry: Telemetry
     /// True for `postroom explain`: stages must not change anything on disk.
     public var dryRun: Bool = false
 

@@ -12,22 +12,13 @@ public final class DeliveryService: Sendable {
     let queues: [String: ConnectorQueue]
     let log: Logger
     let reports: Mutex<ReportSender?> = Mutex(nil)
-    let observer: DeliveryObserver
+    let telemetry: Telemetry
 
-    /// Hooks for metrics and the tracking log.
-    public struct DeliveryObserver: Sendable {
-        public var queued: @Sendable (QueueEntry) -> Void = { _ in }
-        public var attempted: @Sendable (QueueEntry, [DeliveryResult]) -> Void = { _, _ in }
-        public var stateChanged: @Sendable (QueueEntry, QueueState?, QueueState?) -> Void = { _, _, _ in }
-        public var reported: @Sendable (QueueEntry?, [FailedRecipient]) -> Void = { _, _ in }
-        public init() {}
-    }
-
-    public init(settings: DeliverSettings, store: QueueStore, connectors: [any Connector], log: Logger, observer: DeliveryObserver = DeliveryObserver()) {
+    public init(settings: DeliverSettings, store: QueueStore, connectors: [any Connector], log: Logger, telemetry: Telemetry) {
         self.settings = settings
         self.store = store
         self.log = log
-        self.observer = observer
+        self.telemetry = telemetry
         var queues: [String: ConnectorQueue] = [:]
         for connector in connectors {
             queues[connector.name] = ConnectorQueue(connector: connector)
@@ -63,12 +54,13 @@ public final class DeliveryService: Sendable {
         }
         if !item.failures.isEmpty {
             try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures)
-            observer.reported(nil, item.failures)
         }
         if !entries.isEmpty { try await store.store(entries) }
         try await store.release(item.claimed)
         for (entry, message) in entries {
-            observer.queued(entry)
+            telemetry.track(TrackingEvent(event: .submit, source: .queue, queueID: entry.id, messageID: entry.messageID,
+                                          sender: entry.envelope.sender, recipients: entry.envelope.recipients.map(\.address),
+                                          connector: entry.connector, size: Int(entry.size)))
             await queues[entry.connector]?.enqueue(entry.id, state: .active, cached: (entry, message))
         }
         return .finished(entries.isEmpty ? .reported : .queued)
@@ -132,12 +124,43 @@ public final class DeliveryService: Sendable {
 
     /// Counts per connector and state, for stats and metrics.
     public func queueCounts() async -> [String: [QueueState: Int]] {
-        var counts: [String: [QueueState: Int]] = [:]
-        for (name, queue) in queues { counts[name] = await queue.counts() }
+        var counts = store.counts(in: [.held, .poison])
+        for (name, queue) in queues {
+            counts[name, default: [:]].merge(await queue.counts()) { $1 }
+        }
         return counts
     }
 
     // MARK: One attempt
+
+    /// Tracking events for one attempt: DELIVER/DROP/TRANSFER per connector type, DEFER, FAIL.
+    private func track(_ entry: QueueEntry, results: [DeliveryResult], connector: any Connector) {
+        let delivered: TrackingEvent.Kind
+        switch connector.configuration.type {
+        case .maildir: delivered = .deliver
+        case .foreign: delivered = .drop
+        case .agent: delivered = .transfer
+        }
+        var groups: [(TrackingEvent.Kind, String?, String?, [String])] = []
+        for (recipient, result) in zip(entry.envelope.recipients, results) {
+            let key: (TrackingEvent.Kind, String?, String?)
+            switch result {
+            case .delivered: key = (delivered, "2.0.0", nil)
+            case .deferred(let reason): key = (.defer, "4.0.0", reason)
+            case .failed(let status, let diagnostic): key = (.fail, status, diagnostic)
+            }
+            if let index = groups.firstIndex(where: { $0.0 == key.0 && $0.1 == key.1 && $0.2 == key.2 }) {
+                groups[index].3.append(recipient.address)
+            } else {
+                groups.append((key.0, key.1, key.2, [recipient.address]))
+            }
+        }
+        for (kind, status, reason, recipients) in groups {
+            telemetry.track(TrackingEvent(event: kind, source: .delivery, queueID: entry.id, messageID: entry.messageID,
+                                          sender: entry.envelope.sender, recipients: recipients, connector: entry.connector,
+                                          status: status, reason: reason, size: Int(entry.size)))
+        }
+    }
 
     /// Delivers one entry once and records the outcome durably.
     func attempt(_ id: String, state: QueueState, cached: (QueueEntry, [UInt8])?, connector: any Connector) async -> (QueueState, Date)? {
@@ -147,7 +170,8 @@ public final class DeliveryService: Sendable {
         }
         guard var (entry, message) = loaded else { return nil }
         let results = await connector.deliver(entry, message: message)
-        observer.attempted(entry, results)
+        telemetry.attempted(entry, results: results)
+        track(entry, results: results, connector: connector)
         var remaining: [EnvelopeRecipient] = []
         var failed: [FailedRecipient] = []
         var lastError: String?
@@ -172,11 +196,10 @@ public final class DeliveryService: Sendable {
         do {
             if !failed.isEmpty {
                 try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: failed)
-                observer.reported(entry, failed)
             }
             if remaining.isEmpty {
                 try await store.remove(id: id, state: state)
-                observer.stateChanged(entry, state, nil)
+                telemetry.delivered(entry)
                 return nil
             }
             entry.envelope.recipients = remaining
@@ -190,7 +213,6 @@ public final class DeliveryService: Sendable {
                 entry.delayNotified = true
             }
             try await store.move(entry, message: message, from: state, to: .deferred)
-            observer.stateChanged(entry, state, .deferred)
             if entry.attempts == 1 || entry.attempts % 10 == 0 {
                 log.notice("deferred \(id) via \(entry.connector) (attempt \(entry.attempts)): \(lastError ?? "")")
             }

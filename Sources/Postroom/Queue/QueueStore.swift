@@ -113,17 +113,18 @@ public final class QueueStore: Sendable {
 
     // MARK: Claimed files
 
-    /// Moves a producer's file into `incoming/` under a fresh queue id; never replaces anything.
+    /// Moves a producer's file into `incoming/` under a fresh queue id with one atomic `rename`.
+    ///
+    /// The file is in exactly one place at every instant (pickup or incoming), so a crash can
+    /// never leave it to be claimed twice. Only the daemon holding the spool lock writes
+    /// `incoming/`, and queue ids only grow, so the existence check cannot race.
     public func claim(path: String, name: String, source: IntakeSource) throws(SystemError) -> ClaimedFile {
         while true {
             let queueID = QueueID.next()
             let destination = incoming + "/" + Self.claimedName(queueID: queueID, source: source, originalName: name)
-            do {
-                try FileSystem.renameNoReplace(path, to: destination)
-                return ClaimedFile(queueID: queueID, source: source, originalName: name, path: destination)
-            } catch where error.isExisting {
-                continue
-            }
+            if FileSystem.exists(destination) { continue }
+            try FileSystem.rename(path, to: destination)
+            return ClaimedFile(queueID: queueID, source: source, originalName: name, path: destination)
         }
     }
 
@@ -241,6 +242,17 @@ public final class QueueStore: Sendable {
         return best.sorted { $0.key < $1.key }.compactMap { id, state in
             loadEntry(id: id, state: state).map { StoredEntry(entry: $0, state: state) }
         }
+    }
+
+    /// How many entries each connector has in the given state folders (held and poison are small; active is not).
+    public func counts(in states: [QueueState]) -> [String: [QueueState: Int]] {
+        var counts: [String: [QueueState: Int]] = [:]
+        for state in states {
+            for name in (try? FileSystem.contents(of: folder(state))) ?? [] where !name.hasPrefix(".") {
+                if let entry = loadEntry(id: name, state: state) { counts[entry.connector, default: [:]][state, default: 0] += 1 }
+            }
+        }
+        return counts
     }
 
     /// Removes leftovers of interrupted writes (hidden temporary files) from every queue folder.

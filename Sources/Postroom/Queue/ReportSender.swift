@@ -17,8 +17,30 @@ public struct ReportSender: Sendable {
             about: original, originalMessage: message, originalMessageID: messageID, failed: failed,
             reportingDomain: context.defaultDomain, reportingHost: context.hostname, now: Date(), messageID: reportID)
         else { return false }
-        let claimed = try await context.queue.submitGenerated(ReplayFormat.encode(envelope: report.envelope, message: report.message))
-        context.resubmit(claimed)
+        try await submit(report)
+        context.telemetry.track(TrackingEvent(event: .dsn, source: .queue, queueID: "", messageID: messageID ?? "", sender: original.sender,
+                                              recipients: failed.map(\.address), status: failed.first?.status,
+                                              reason: failed.first.map { "\($0.action): \($0.diagnostic)" }))
         return true
+    }
+
+    /// Reports a message refused at validation (limits, no valid recipient, malformed).
+    @discardableResult
+    public func send(rejecting rejection: SubmissionReport, messageID: String?) async throws(SystemError) -> Bool {
+        guard !rejection.envelope.hasNullSender else { return false }
+        guard let report = DeliveryStatusNotification.build(
+            rejecting: rejection, originalMessageID: messageID, reportingDomain: context.defaultDomain,
+            reportingHost: context.hostname, now: Date(), messageID: "<\(QueueID.next()).report@\(context.hostname)>")
+        else { return false }
+        try await submit(report)
+        context.telemetry.track(TrackingEvent(event: .dsn, source: .queue, queueID: "", messageID: messageID ?? "", sender: rejection.envelope.sender,
+                                              recipients: rejection.envelope.recipients.map(\.address), status: rejection.status, reason: rejection.diagnostic))
+        return true
+    }
+
+    private func submit(_ report: (envelope: Envelope, message: [UInt8])) async throws(SystemError) {
+        let bytes = ReplayFormat.encode(envelope: report.envelope, message: report.message, lineEnding: lineEnding(of: report.message))
+        let claimed = try await context.queue.submitGenerated(bytes)
+        context.resubmit(claimed)
     }
 }

@@ -20,8 +20,10 @@ public struct CategorizeSettings: StageSettings, Decodable {
 /// contacts to their targets; an unknown address at an accepted domain fails with 5.1.1.
 public actor CategorizeStage: MessageStage {
     private let directory: RecipientDirectory
+    private let telemetry: Telemetry
 
     public init(settings: CategorizeSettings, context: StageContext) throws {
+        telemetry = context.telemetry
         if let path = settings.directory {
             directory = try RecipientDirectory.load(path: context.configPath(path), acceptedDomains: settings.acceptedDomains)
         } else {
@@ -39,6 +41,14 @@ public actor CategorizeStage: MessageStage {
         item.resolved = result.resolved
         item.failures += result.failed.map { FailedRecipient(address: $0.address, status: $0.status, diagnostic: $0.diagnostic) }
         item.notes += result.steps.map { "\($0.kind.rawValue): \($0.from) -> \($0.to)" }
+        for step in result.steps {
+            telemetry.track(TrackingEvent(event: step.kind == .expand ? .expand : .resolve, source: .routing, queueID: item.queueID,
+                                          messageID: item.messageID, sender: item.envelope.sender, recipients: [step.to], reason: "\(step.from) -> \(step.to)"))
+        }
+        for failure in result.failed {
+            telemetry.track(TrackingEvent(event: .fail, source: .routing, queueID: item.queueID, messageID: item.messageID,
+                                          sender: item.envelope.sender, recipients: [failure.address], status: failure.status, reason: failure.diagnostic))
+        }
         return .forward(item)
     }
 }
@@ -53,8 +63,10 @@ public struct RouteSettings: StageSettings, Decodable {
 /// copy per hop; a recipient with no route fails with a report.
 public actor RouteStage: MessageStage {
     private let table: RouteTable
+    private let telemetry: Telemetry
 
     public init(context: StageContext) throws {
+        telemetry = context.telemetry
         table = try RouteStage.table(for: context.pipeline)
     }
 
@@ -86,6 +98,12 @@ public actor RouteStage: MessageStage {
         item.failures += result.unroutable.map { FailedRecipient(address: $0.address, status: $0.status, diagnostic: $0.diagnostic) }
         for hop in result.hops {
             item.notes.append("route: \(hop.recipients.map(\.address).joined(separator: ", ")) -> \(hop.connector)")
+            telemetry.track(TrackingEvent(event: .route, source: .routing, queueID: item.queueID, messageID: item.messageID,
+                                          sender: item.envelope.sender, recipients: hop.recipients.map(\.address), connector: hop.connector))
+        }
+        for failure in result.unroutable {
+            telemetry.track(TrackingEvent(event: .fail, source: .routing, queueID: item.queueID, messageID: item.messageID,
+                                          sender: item.envelope.sender, recipients: [failure.address], status: failure.status, reason: failure.diagnostic))
         }
         return .forward(item)
     }

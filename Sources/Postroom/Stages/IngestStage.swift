@@ -61,21 +61,10 @@ public actor IngestStage {
     private var stopped = false
     private var takenThisMinute = 0
     private var minuteStart = ContinuousClock.now
-    private let observer: IngestObserver
 
-    /// Counts what only the source can see (claims, overflows, rescans, hostile files).
-    public struct IngestObserver: Sendable {
-        public var claimed: @Sendable (IntakeSource) -> Void = { _ in }
-        public var overflow: @Sendable () -> Void = {}
-        public var rescan: @Sendable () -> Void = {}
-        public var badmail: @Sendable (String, String) -> Void = { _, _ in }
-        public init() {}
-    }
-
-    public init(settings: IngestSettings, context: StageContext, observer: IngestObserver = IngestObserver()) {
+    public init(settings: IngestSettings, context: StageContext) {
         self.settings = settings
         self.context = context
-        self.observer = observer
         var directories: [Directory] = []
         if let pickup = settings.pickup { directories.append(Directory(path: context.spoolPath(pickup), source: .pickup)) }
         if let replay = settings.replay { directories.append(Directory(path: context.spoolPath(replay), source: .replay)) }
@@ -132,8 +121,8 @@ public actor IngestStage {
             case .file(let index, let name):
                 await take(name: name, directoryIndex: index, output: output)
             case .rescan(let index):
-                if index == nil { observer.overflow(); context.log.warning("inotify queue overflowed; rescanning the intake directories") }
-                observer.rescan()
+                if index == nil { context.telemetry.inotifyOverflowed(); context.log.warning("inotify queue overflowed; rescanning the intake directories") }
+                context.telemetry.rescanned()
                 for target in index.map({ [$0] }) ?? Array(directories.indices) {
                     try? watch(target, inotify: inotify)
                     await scan(target, output: output)
@@ -197,11 +186,11 @@ public actor IngestStage {
             return
         case .hostile(let reason):
             context.log.warning("\(path): \(reason)")
-            observer.badmail(path, reason)
+            context.telemetry.hostileFile(path, reason: reason, source: directory.source)
         case .failed(let error):
             context.log.warning("cannot claim \(path): \(error); it stays in place and is retried at the next rescan")
         case .claimed(let claimed):
-            observer.claimed(directory.source)
+            context.telemetry.claimed(directory.source)
             if let item = await Self.read(claimed, sourceDirectory: directory.path, readLimit: readLimit, log: context.log) {
                 await output.send(item)
             }

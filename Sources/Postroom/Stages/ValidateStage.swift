@@ -51,7 +51,8 @@ public actor ValidateStage: MessageStage {
         let source: MessageSource = item.claimed.source == .pickup ? .pickup : .replay
         let verdict = SubmissionValidator.validate(
             item.bytes, totalSize: item.size, source: source, limits: settings.limits,
-            context: SubmissionContext(hostname: context.hostname, defaultDomain: context.defaultDomain, now: item.arrival))
+            context: SubmissionContext(hostname: context.hostname, defaultDomain: context.defaultDomain, now: item.arrival,
+                                       uniqueID: item.queueID + "." + context.hostname))
         var item = item
         switch verdict {
         case .accepted(let accepted):
@@ -59,17 +60,17 @@ public actor ValidateStage: MessageStage {
             item.bytes = accepted.message
             item.messageID = accepted.messageID
             item.notes += accepted.headerChanges
+            track(.receive, item, file: item.claimed.originalName)
             return .forward(item)
         case .report(let report):
             item.envelope = report.envelope
             item.notes.append("rejected with a report: \(report.status) \(report.diagnostic)")
             guard !context.dryRun else { return .finished(.reported) }
+            track(.fail, item, status: report.status, reason: report.diagnostic, file: item.claimed.originalName)
             if item.claimed.source == .report || report.envelope.hasNullSender {
                 return try reject(item, reason: "\(report.status) \(report.diagnostic); no report is sent for a message from the null sender")
             }
-            let recipients = report.envelope.recipients.isEmpty ? [EnvelopeRecipient(address: report.envelope.sender)] : report.envelope.recipients
-            let failed = recipients.map { FailedRecipient(address: $0.address, status: report.status, diagnostic: report.diagnostic) }
-            try await reports.send(about: report.envelope, message: report.headerBytes, messageID: nil, failed: failed)
+            try await reports.send(rejecting: report, messageID: nil)
             try await context.queue.release(item.claimed)
             return .finished(.reported)
         case .badmail(let reason):
@@ -77,6 +78,12 @@ public actor ValidateStage: MessageStage {
             guard !context.dryRun else { return .finished(.badmail) }
             return try reject(item, reason: reason)
         }
+    }
+
+    private func track(_ kind: TrackingEvent.Kind, _ item: PipelineItem, status: String? = nil, reason: String? = nil, file: String? = nil) {
+        context.telemetry.track(TrackingEvent(event: kind, source: .init(item.claimed.source), queueID: item.queueID, messageID: item.messageID,
+                                              sender: item.envelope.sender, recipients: item.envelope.recipients.map(\.address),
+                                              status: status, reason: reason, file: file, size: Int(item.size)))
     }
 
     private func reject(_ item: PipelineItem, reason: String) throws -> StageResult {
@@ -87,6 +94,7 @@ public actor ValidateStage: MessageStage {
         }
         let path = try Badmail.reject(path: item.claimed.path, name: item.claimed.originalName, directory: directory, reason: reason)
         context.log.warning("\(path): \(reason)")
+        track(.badmail, item, reason: reason, file: path)
         return .finished(.badmail)
     }
 }

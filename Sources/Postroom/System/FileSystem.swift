@@ -184,14 +184,6 @@ public enum FileSystem {
         }
     }
 
-    /// Renames without replacing an existing destination (`link` + `unlink`, which works on every local filesystem).
-    public static func renameNoReplace(_ source: String, to destination: String) throws(SystemError) {
-        guard Glibc.link(source, destination) == 0 else {
-            throw SystemError(operation: "link", path: "\(source) -> \(destination)", errno: errno)
-        }
-        try removeFile(source)
-    }
-
     public static func removeFile(_ path: String) throws(SystemError) {
         guard unlink(path) == 0 else { throw SystemError(operation: "unlink", path: path, errno: errno) }
     }
