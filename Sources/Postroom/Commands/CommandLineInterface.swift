@@ -10,6 +10,11 @@ public enum CommandLineInterface {
     commands:
       run [PIPELINE] [--spool DIR]     watch pickup/ and replay/ and deliver (default pipelines/default.json5)
       check PIPELINE [--spool DIR]     validate a pipeline file and print its stage graph
+      explain [PIPELINE] FILE.eml      dry run: verdict, envelope, resolution and next hops
+      queue list|show|retry|hold|release|remove [ID] [--spool DIR]
+                                       operator queue commands (safe while run is running)
+      stats [--spool DIR] [--watch]    stage-level metrics as a table
+      trace ID [--spool DIR]           the history of one message from the tracking log
       --help                           this text;  postroom <command> --help for one command
       --version                        print the version
 
@@ -35,6 +40,14 @@ public enum CommandLineInterface {
             return await run(rest)
         case "check":
             return check(rest)
+        case "explain":
+            return await OperatorCommands.explain(rest)
+        case "queue":
+            return await QueueCommand.main(rest)
+        case "stats":
+            return await OperatorCommands.stats(rest)
+        case "trace":
+            return OperatorCommands.trace(rest)
         default:
             printError("postroom: unknown command '\(command)'\n\n\(usage)")
             return .usage
@@ -55,6 +68,17 @@ public enum CommandLineInterface {
         }
     }
 
+    /// The exit code after `parse` returned nil: 0 when help was asked for, else a usage error.
+    static func helpOrUsage(_ words: [String]) -> ExitCode {
+        words.contains("--help") || words.contains("-h") ? .ok : .usage
+    }
+
+    /// The spool for commands that work on one: `--spool`, else `./spool`.
+    static func spool(_ override: String?) -> String {
+        let chosen = override ?? "spool"
+        return chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
+    }
+
     static func run(_ words: [String]) async -> ExitCode {
         let help = """
         usage: postroom run [PIPELINE] [--spool DIR] [--log-level LEVEL]
@@ -63,7 +87,7 @@ public enum CommandLineInterface {
         SIGTERM/SIGINT stop intake and finish or park in-flight work; exit 0.
         """
         guard let arguments = parse(words, options: ["--spool", "--log-level"], help: help) else {
-            return words.contains("--help") || words.contains("-h") ? .ok : .usage
+            return helpOrUsage(words)
         }
         guard arguments.positional.count <= 1 else {
             printError("postroom run: takes one pipeline file at most\n\n\(help)")
@@ -88,7 +112,7 @@ public enum CommandLineInterface {
         Errors are printed as file:line: key.path: what is wrong (exit 1).
         """
         guard let arguments = parse(words, options: ["--spool"], help: help) else {
-            return words.contains("--help") || words.contains("-h") ? .ok : .usage
+            return helpOrUsage(words)
         }
         guard arguments.positional.count == 1, let path = arguments.positional.first else {
             printError("postroom check: needs exactly one pipeline file\n\n\(help)")

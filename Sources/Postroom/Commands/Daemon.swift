@@ -85,6 +85,8 @@ public enum Daemon {
             }
         }
         defer { server?.stop() }
+        let control = QueueControl(administration: QueueAdministration(store: runner.context.queue, delivery: runner.delivery, telemetry: telemetry), log: log)
+        let controlTask = Task { await control.run() }
         let metricsTask = Task { await publishMetrics(pipeline: pipeline, spool: spool, runner: runner, log: log) }
         let signals = SignalWatcher([.terminate, .interrupt, .hangup]) { signal in
             switch signal {
@@ -100,11 +102,14 @@ public enum Daemon {
             try await runner.run()
         } catch {
             log.error("pipeline stopped: \(error)")
+            await control.stop()
             metricsTask.cancel()
             await metricsTask.value
             withExtendedLifetime((signals, lock)) {}
             return .temporaryFailure
         }
+        await control.stop()
+        await controlTask.value
         metricsTask.cancel()
         await metricsTask.value
         log.notice("stopped; everything not delivered stays queued in \(spool)/queue")

@@ -65,7 +65,9 @@ public struct PipelineCheck: Sendable {
         }
         if pipeline.connectors.isEmpty { fail("connectors", "the pipeline has no connectors, so nothing can be delivered") }
         if let table = try? RouteStage.table(for: pipeline) {
-            for problem in table.problems() { check.errors.append(ConfigError(file: path, keyPath: "connectors", problem: "\(problem)")) }
+            for problem in table.problems() {
+                fail(problem.keyPath.replacingOccurrences(of: ".localDomains", with: ".domains"), problem.message)
+            }
         }
 
         // Intake directories and the queue.
@@ -85,8 +87,13 @@ public struct PipelineCheck: Sendable {
             let full = resolvePath(directoryPath, against: pipeline.folder)
             do {
                 let directory = try RecipientDirectory.load(path: full, acceptedDomains: categorize.acceptedDomains)
-                for problem in directory.problems() {
-                    check.errors.append(ConfigError(file: full, keyPath: problem.keyPath, problem: problem.message))
+                check.errors += directory.configErrors(file: full)
+                if let accepted = Optional(categorize.acceptedDomains.map { $0.lowercased() }) {
+                    for (index, connector) in pipeline.connectors.enumerated() {
+                        for (domainIndex, domain) in connector.domains.enumerated() where !accepted.contains(domain.lowercased()) {
+                            check.warnings.append("connectors[\(index)].domains[\(domainIndex)]: \(domain) is not an accepted domain of the categorize stage, so its recipients are never resolved against the directory")
+                        }
+                    }
                 }
             } catch {
                 check.errors.append(error)

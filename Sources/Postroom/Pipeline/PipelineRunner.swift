@@ -15,6 +15,8 @@ public final class PipelineRunner: Sendable {
     public let delivery: DeliveryService
     public let telemetry: Telemetry
     let channelCapacity: Int
+    /// Unexpected stage failures per queue id in this run.
+    let failureCounts = Mutex<[String: Int]>([:])
 
     /// Builds every stage; configuration problems surface here as errors.
     public init(pipeline: PipelineFile, spool: String, log: Logger, dryRun: Bool = false,
@@ -62,7 +64,7 @@ public final class PipelineRunner: Sendable {
             }
         }
         self.stages = stages
-        for connector in connectors {
+        for connector in connectors where !dryRun {
             do { try connector.prepare() } catch { log.warning("connector \(connector.name): \(error)") }
         }
     }
@@ -73,8 +75,23 @@ public final class PipelineRunner: Sendable {
         context.queue.removeTemporaryFiles()
         // A claimed file still in incoming/ means its queue entries were never released to
         // the connectors: any entries of that queue id are leftovers of an interrupted write.
-        let claimed = try context.queue.claimedFiles()
-        let recovered = await delivery.recover(discarding: Set(claimed.map(\.queueID)))
+        let failures = delivery.journal.failureCounts()
+        var claimed: [ClaimedFile] = []
+        for file in try context.queue.claimedFiles() {
+            let crashes = failures[PoisonJournal.key(claimed: file.queueID)] ?? 0
+            if crashes >= delivery.settings.poisonThreshold {
+                let parked = context.queue.folder(.poison) + "/" + (file.path as NSString).lastPathComponent
+                try FileSystem.rename(file.path, to: parked)
+                context.log.error("claimed file \(file.originalName) (\(file.queueID)) failed unexpectedly \(crashes) times; parked as poison in \(parked)")
+                telemetry.track(TrackingEvent(event: .poison, source: .init(file.source), queueID: file.queueID, messageID: "",
+                                              sender: "", recipients: [], reason: "failed unexpectedly \(crashes) times", file: parked))
+            } else {
+                claimed.append(file)
+            }
+        }
+        let recovered = await delivery.recover(discarding: Set(claimed.map(\.queueID)), failures: failures)
+        let existing = Set(claimed.map { PoisonJournal.key(claimed: $0.queueID) }).union(context.queue.entries().map { PoisonJournal.key(entry: $0.entry.id) })
+        try delivery.journal.reset(keeping: failures.filter { existing.contains($0.key) })
         for file in claimed { ingest.resubmit(file) }
         if recovered + claimed.count > 0 {
             context.log.info("recovered \(claimed.count) claimed file(s) and \(recovered) queue entr\(recovered == 1 ? "y" : "ies")")
@@ -84,6 +101,8 @@ public final class PipelineRunner: Sendable {
         let capacity = channelCapacity
         let channels = (0...stages.count).map { _ in BoundedChannel<PipelineItem>(capacity: capacity) }
         let telemetry = self.telemetry
+        let journal = delivery.journal
+        let onFailure: @Sendable (PipelineItem, any Error) async -> Void = { [self] item, error in await self.stageFailed(item, error: error) }
         let log = context.log
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (index, (name, stage)) in stages.enumerated() {
@@ -91,7 +110,7 @@ public final class PipelineRunner: Sendable {
                 let output = channels[index + 1]
                 let isLast = index == stages.count - 1
                 group.addTask {
-                    await Self.runStage(name: name, stage: stage, input: input, output: isLast ? nil : output, telemetry: telemetry, log: log)
+                    await Self.runStage(name: name, stage: stage, input: input, output: isLast ? nil : output, telemetry: telemetry, journal: journal, log: log, onFailure: onFailure)
                     output.finish()
                 }
             }
@@ -110,10 +129,15 @@ public final class PipelineRunner: Sendable {
     }
 
     static func runStage(name: String, stage: any MessageStage, input: BoundedChannel<PipelineItem>,
-                         output: BoundedChannel<PipelineItem>?, telemetry: Telemetry, log: Logger) async {
+                         output: BoundedChannel<PipelineItem>?, telemetry: Telemetry, journal: PoisonJournal, log: Logger,
+                         onFailure: @Sendable (PipelineItem, any Error) async -> Void) async {
         while let item = await input.receive() {
             telemetry.stageStarted(name, buffered: input.count)
             let start = ContinuousClock.now
+            // Only the message a stage is working on is at risk if the process dies now.
+            let journalKey = PoisonJournal.key(claimed: item.queueID)
+            journal.begin(journalKey)
+            defer { journal.end(journalKey) }
             do {
                 let result = try await stage.process(item)
                 telemetry.stageFinished(name, seconds: seconds(since: start), result: result)
@@ -126,8 +150,43 @@ public final class PipelineRunner: Sendable {
                 }
             } catch {
                 telemetry.stageFailed(name, seconds: seconds(since: start), error: error)
-                log.error("stage \(name) failed on \(item.queueID): \(error); the message stays queued in \(item.claimed.path) and is retried at the next start")
+                log.error("stage \(name) failed on \(item.queueID): \(error); the message stays queued in \(item.claimed.path)")
+                await onFailure(item, error)
             }
+        }
+    }
+}
+
+extension PipelineRunner {
+    /// A stage threw: transient errors (disk full, permissions) retry the message later; other
+    /// errors count towards poison, and at the threshold the claimed file is parked in `queue/poison/`.
+    func stageFailed(_ item: PipelineItem, error: any Error) async {
+        let transient = (error as? SystemError)?.isTransient ?? false
+        if !transient {
+            delivery.journal.failed(PoisonJournal.key(claimed: item.queueID))
+            let failures = failureCounts.withLock { counts -> Int in
+                counts[item.queueID, default: 0] += 1
+                return counts[item.queueID]!
+            }
+            if failures >= delivery.settings.poisonThreshold {
+                let parked = context.queue.folder(.poison) + "/" + (item.claimed.path as NSString).lastPathComponent
+                do {
+                    try FileSystem.rename(item.claimed.path, to: parked)
+                    context.log.error("\(item.claimed.originalName) (\(item.queueID)) failed \(failures) times; parked as poison in \(parked)")
+                    telemetry.track(TrackingEvent(event: .poison, source: .init(item.claimed.source), queueID: item.queueID, messageID: item.messageID,
+                                                  sender: item.envelope.sender, recipients: item.envelope.recipients.map(\.address),
+                                                  reason: "\(error)", file: parked))
+                } catch {
+                    context.log.error("cannot park \(item.claimed.path) as poison: \(error)")
+                }
+                return
+            }
+        }
+        let claimed = item.claimed
+        let resubmit = context.resubmit
+        Task {
+            try? await Task.sleep(for: .seconds(transient ? 10 : 2))
+            resubmit(claimed)
         }
     }
 }

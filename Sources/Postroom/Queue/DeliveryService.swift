@@ -13,12 +13,15 @@ public final class DeliveryService: Sendable {
     let log: Logger
     let reports: Mutex<ReportSender?> = Mutex(nil)
     let telemetry: Telemetry
+    /// Records in-flight attempts so a crash during one counts against that entry (poison).
+    public let journal: PoisonJournal
 
     public init(settings: DeliverSettings, store: QueueStore, connectors: [any Connector], log: Logger, telemetry: Telemetry) {
         self.settings = settings
         self.store = store
         self.log = log
         self.telemetry = telemetry
+        self.journal = PoisonJournal(queue: store)
         var queues: [String: ConnectorQueue] = [:]
         for connector in connectors {
             queues[connector.name] = ConnectorQueue(connector: connector)
@@ -82,11 +85,25 @@ public final class DeliveryService: Sendable {
 
     /// Loads the entries an earlier run left, into their connectors' queues.
     /// Entries whose queue id is in `discarding` are removed instead (see ``PipelineRunner/run()``).
-    public func recover(discarding: Set<String> = []) async -> Int {
+    /// Entries that failed unexpectedly `poisonThreshold` times (`failures`, from the journal) are parked as poison.
+    public func recover(discarding: Set<String> = [], failures: [String: Int] = [:]) async -> Int {
         var count = 0
         for stored in store.entries() {
             if discarding.contains(stored.entry.queueID) {
                 try? FileSystem.removeFileIfPresent(store.folder(stored.state) + "/" + stored.entry.id)
+                continue
+            }
+            let crashes = failures[PoisonJournal.key(entry: stored.entry.id)] ?? 0
+            if crashes >= settings.poisonThreshold, stored.state == .active || stored.state == .deferred {
+                do {
+                    try await store.rename(id: stored.entry.id, from: stored.state, to: .poison)
+                    log.error("queue entry \(stored.entry.id) failed unexpectedly \(crashes) times; parked as poison (postroom queue show \(stored.entry.id))")
+                    telemetry.track(TrackingEvent(event: .poison, source: .queue, queueID: stored.entry.id, messageID: stored.entry.messageID,
+                                                  sender: stored.entry.envelope.sender, recipients: stored.entry.envelope.recipients.map(\.address),
+                                                  connector: stored.entry.connector, reason: "failed unexpectedly \(crashes) times"))
+                } catch {
+                    log.error("cannot park \(stored.entry.id) as poison: \(error)")
+                }
                 continue
             }
             guard let queue = queues[stored.entry.connector] else {
@@ -120,6 +137,18 @@ public final class DeliveryService: Sendable {
                 group.addTask { await queue.stop(timeout: timeout) }
             }
         }
+    }
+
+    // MARK: Operator actions
+
+    /// Takes an entry out of its connector's schedule, waiting for a delivery in flight to finish.
+    public func quiesce(id: String, connector: String) async {
+        await queues[connector]?.quiesce(id)
+    }
+
+    /// Schedules an entry for delivery now (released from hold, or retried).
+    public func deliverNow(id: String, state: QueueState, connector: String) async {
+        await queues[connector]?.enqueue(id, state: state, cached: nil)
     }
 
     /// Counts per connector and state, for stats and metrics.
@@ -169,6 +198,9 @@ public final class DeliveryService: Sendable {
             loaded = await BlockingPool.shared.run { try? self.store.load(id: id, state: state) } ?? nil
         }
         guard var (entry, message) = loaded else { return nil }
+        let journalKey = PoisonJournal.key(entry: id)
+        journal.begin(journalKey)
+        defer { journal.end(journalKey) }
         let results = await connector.deliver(entry, message: message)
         telemetry.attempted(entry, results: results)
         track(entry, results: results, connector: connector)
@@ -218,6 +250,7 @@ public final class DeliveryService: Sendable {
             }
             return (.deferred, next)
         } catch {
+            journal.failed(journalKey)
             log.error("cannot update queue entry \(id): \(error); it is retried from disk")
             message = []
             return (state, now.addingTimeInterval(settings.retryFirst.seconds))
@@ -235,6 +268,8 @@ actor ConnectorQueue {
     /// Every id ready, in flight or deferred: an id is never queued twice.
     private var known: Set<String> = []
     private var inFlight = 0
+    private var inFlightIDs: Set<String> = []
+    private var idleWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     private var waiters: [CheckedContinuation<(String, QueueState)?, Never>] = []
     private var stopping = false
     private var workers: [Task<Void, Never>] = []
@@ -250,6 +285,8 @@ actor ConnectorQueue {
         }
         if let cached, cache.count < cacheLimit { cache[id] = cached }
         if let waiter = waiters.popLast() {
+            inFlight += 1
+            inFlightIDs.insert(id)
             waiter.resume(returning: (id, state))
         } else {
             ready.append((id, state))
@@ -299,15 +336,17 @@ actor ConnectorQueue {
                 readyHead = 0
             }
             inFlight += 1
+            inFlightIDs.insert(item.id)
             return item
         }
-        let item = await withCheckedContinuation { waiters.append($0) }
-        if item != nil { inFlight += 1 }
-        return item
+        // enqueue() marks an id handed to a waiting worker as in flight before resuming it.
+        return await withCheckedContinuation { waiters.append($0) }
     }
 
     private func finished(_ id: String, outcome: (QueueState, Date)?) {
         inFlight -= 1
+        inFlightIDs.remove(id)
+        for waiter in idleWaiters.removeValue(forKey: id) ?? [] { waiter.resume() }
         if let (_, date) = outcome {
             deferred[id] = date
         } else {
@@ -324,6 +363,15 @@ actor ConnectorQueue {
 
     /// Retries everything deferred now (operator `retry --all`).
     func retryAll() { for id in deferred.keys.sorted() { enqueue(id, state: .deferred, cached: nil) } }
+
+    /// Removes an id from the schedule and waits until no worker is delivering it.
+    func quiesce(_ id: String) async {
+        forget(id)
+        if inFlightIDs.contains(id) {
+            await withCheckedContinuation { idleWaiters[id, default: []].append($0) }
+            forget(id)
+        }
+    }
 
     /// Removes an id from the schedule (held or removed by an operator).
     func forget(_ id: String) {

@@ -307,3 +307,25 @@ public final class ExclusiveLock: Sendable {
 
     deinit { Glibc.close(descriptor) }
 }
+
+/// A file opened with `O_APPEND` that many threads may write whole lines to.
+///
+/// Sendable because its only state is an immutable descriptor, and the kernel makes each
+/// `O_APPEND` write land at the end of the file as one unit.
+public final class AppendOnlyFile: Sendable {
+    private let descriptor: Int32
+    public let path: String
+
+    public init(path: String) throws(SystemError) {
+        let fd = retrying { Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640) }
+        guard fd >= 0 else { throw SystemError(operation: "open", path: path, errno: errno) }
+        descriptor = fd
+        self.path = path
+    }
+
+    deinit { Glibc.close(descriptor) }
+
+    public func append(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { buffer in retrying { Glibc.write(descriptor, buffer.baseAddress, buffer.count) } }
+    }
+}
