@@ -36,6 +36,38 @@ final class Harness: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: root)
     }
 
+    /// Writes a copy of the default pipeline (and its directory file) with text replaced, and uses it.
+    @discardableResult
+    func useDefaultPipeline(replacing replacements: [(String, String)]) throws -> String {
+        var text = try String(contentsOfFile: Harness.packageRoot + "/pipelines/default.json5", encoding: .utf8)
+        for (old, new) in replacements {
+            precondition(text.contains(old), "the default pipeline no longer contains \(old)")
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        let path = root + "/pipeline.json5"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try? FileManager.default.removeItem(atPath: root + "/directory.json5")
+        try FileManager.default.copyItem(atPath: Harness.packageRoot + "/pipelines/directory.json5", toPath: root + "/directory.json5")
+        pipeline = path
+        return path
+    }
+
+    /// Runs `postroom` with the harness's spool appended.
+    func command(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        try runPostroom(arguments + ["--spool", spool])
+    }
+
+    /// Ids of the entries in one queue state folder.
+    func queued(_ state: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: spool + "/queue/" + state)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    /// Tracking events of a kind, as raw JSON lines.
+    func trackingLines(_ event: String) -> [String] {
+        let text = (try? String(contentsOfFile: spool + "/tracking.log", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init).filter { $0.contains("\"event\":\"\(event)\"") }
+    }
+
     var pickup: String { spool + "/pickup" }
     var replay: String { spool + "/replay" }
 

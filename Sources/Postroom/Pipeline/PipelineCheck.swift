@@ -88,7 +88,8 @@ public struct PipelineCheck: Sendable {
             do {
                 let directory = try RecipientDirectory.load(path: full, acceptedDomains: categorize.acceptedDomains)
                 check.errors += directory.configErrors(file: full)
-                if let accepted = Optional(categorize.acceptedDomains.map { $0.lowercased() }) {
+                do {
+                    let accepted = categorize.acceptedDomains.map { $0.lowercased() }
                     for (index, connector) in pipeline.connectors.enumerated() {
                         for (domainIndex, domain) in connector.domains.enumerated() where !accepted.contains(domain.lowercased()) {
                             check.warnings.append("connectors[\(index)].domains[\(domainIndex)]: \(domain) is not an accepted domain of the categorize stage, so its recipients are never resolved against the directory")

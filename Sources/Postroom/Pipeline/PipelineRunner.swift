@@ -138,6 +138,7 @@ public final class PipelineRunner: Sendable {
             let journalKey = PoisonJournal.key(claimed: item.queueID)
             journal.begin(journalKey)
             defer { journal.end(journalKey) }
+            FaultInjection.crashIfMarked(item.bytes, stage: name)
             do {
                 let result = try await stage.process(item)
                 telemetry.stageFinished(name, seconds: seconds(since: start), result: result)
@@ -187,6 +188,20 @@ extension PipelineRunner {
         Task {
             try? await Task.sleep(for: .seconds(transient ? 10 : 2))
             resubmit(claimed)
+        }
+    }
+}
+
+/// Test-only faults, enabled by environment variables that operators never set.
+enum FaultInjection {
+    /// `POSTROOM_TEST_CRASH_MARKER`: a message containing this text kills the process in `validate`,
+    /// as a parser bug would; used to prove poison handling.
+    static let crashMarker: [UInt8]? = ProcessInfo.processInfo.environment["POSTROOM_TEST_CRASH_MARKER"].map { Array($0.utf8) }
+
+    static func crashIfMarked(_ bytes: [UInt8], stage: String) {
+        guard let marker = crashMarker, stage == "validate", !marker.isEmpty, bytes.count >= marker.count else { return }
+        for start in 0...(bytes.count - marker.count) where bytes[start] == marker[0] && bytes[start..<start + marker.count].elementsEqual(marker) {
+            fatalError("POSTROOM_TEST_CRASH_MARKER found in a message (test fault injection)")
         }
     }
 }
