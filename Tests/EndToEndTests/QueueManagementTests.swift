@@ -13,7 +13,7 @@ import Testing
         let harness = try Harness()
         // One file fills the fax drop directory; retries are an hour apart, so only an operator's retry delivers now.
         try harness.useDefaultPipeline(replacing: [
-            ("dropDirectory: \"drop/fax\", quota: \"100MB\"", "dropDirectory: \"drop/fax\", quotaFiles: 1"),
+            ("dropDirectory: \"drop/fax\", quota: \"100MB\", filePerRecipient: true", "dropDirectory: \"drop/fax\", quotaFiles: 1"),
             ("retry: { first: \"1m\", max: \"1h\" }", "retry: { first: \"1h\", max: \"2h\" }"),
         ])
         try await harness.start()
@@ -65,7 +65,7 @@ import Testing
 
     @Test func commandsWorkOnAStoppedSpool() async throws {
         let harness = try Harness()
-        try harness.useDefaultPipeline(replacing: [("dropDirectory: \"drop/fax\", quota: \"100MB\"", "dropDirectory: \"drop/fax\", quotaFiles: 0")])
+        try harness.useDefaultPipeline(replacing: [("dropDirectory: \"drop/fax\", quota: \"100MB\", filePerRecipient: true", "dropDirectory: \"drop/fax\", quotaFiles: 0")])
         try await harness.start()
         try harness.drop(Self.faxMessage("parked"), named: "p.eml")
         try await waitUntil("a deferred entry", timeout: 30) { harness.queued("deferred").count == 1 }
@@ -107,7 +107,7 @@ import Testing
 
     @Test func aStuckConnectorDoesNotDelayTheOthers() async throws {
         let harness = try Harness()
-        try harness.useDefaultPipeline(replacing: [("dropDirectory: \"drop/fax\", quota: \"100MB\"", "dropDirectory: \"drop/fax\", quotaFiles: 0")])
+        try harness.useDefaultPipeline(replacing: [("dropDirectory: \"drop/fax\", quota: \"100MB\", filePerRecipient: true", "dropDirectory: \"drop/fax\", quotaFiles: 0")])
         try await harness.start()
         for index in 0..<20 {
             try harness.drop("From: z@elsewhere.org\r\nTo: fax-desk@example.com, alice@example.com, someone@elsewhere.org\r\nX-Token: s\(index)\r\n\r\nx\r\n", named: "s\(index).eml")

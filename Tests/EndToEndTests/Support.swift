@@ -168,8 +168,10 @@ final class Harness: @unchecked Sendable {
         return result
     }
 
-    /// Queue files left (entries and claimed files), ignoring folders.
-    func queuedFiles() -> [String] { files(under: "queue") }
+    /// Queue files left: claimed files and entries in every state (not the journal or control files).
+    func queuedFiles() -> [String] {
+        ["incoming", "active", "deferred", "hold", "poison"].flatMap { files(under: "queue/" + $0) }
+    }
 }
 
 /// The differences between two censuses, at most `limit` of them, for readable failures.

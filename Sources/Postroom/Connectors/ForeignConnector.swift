@@ -18,9 +18,22 @@ public struct ForeignConnector: Connector {
     }
 
     public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
+        guard configuration.filePerRecipient else {
+            return Array(repeating: await write(envelope: entry.envelope, name: entry.id, message: message), count: entry.envelope.recipients.count)
+        }
+        var results: [DeliveryResult] = []
+        for recipient in entry.envelope.recipients {
+            let single = Envelope(sender: entry.envelope.sender, recipients: [recipient])
+            results.append(await write(envelope: single, name: entry.id + "-" + stableHash(recipient.address), message: message))
+        }
+        return results
+    }
+
+    /// Writes one drop file `<name>.eml`; a file already there is an earlier run's delivery.
+    private func write(envelope: Envelope, name: String, message: [UInt8]) async -> DeliveryResult {
         let directory = dropDirectory
-        let path = directory + "/" + entry.id + ".eml"
-        let bytes = ReplayFormat.encode(envelope: entry.envelope, message: message, lineEnding: lineEnding(of: message))
+        let path = directory + "/" + name + ".eml"
+        let bytes = ReplayFormat.encode(envelope: envelope, message: message, lineEnding: lineEnding(of: message))
         let quota = configuration.quota?.bytes
         let quotaFiles = configuration.quotaFiles
         let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
@@ -46,7 +59,7 @@ public struct ForeignConnector: Connector {
         switch outcome {
         case .success(let wrote):
             if wrote {
-                do { try await directorySync.sync(directory) } catch { return Array(repeating: .deferred("\(error)"), count: entry.envelope.recipients.count) }
+                do { try await directorySync.sync(directory) } catch { return .deferred("\(error)") }
             }
             result = .delivered
         case .failure(let error):
@@ -60,7 +73,7 @@ public struct ForeignConnector: Connector {
                 result = error.isTransient ? .deferred("\(error)") : .failed(status: "4.3.0", diagnostic: "\(error)")
             }
         }
-        return Array(repeating: result, count: entry.envelope.recipients.count)
+        return result
     }
 }
 

@@ -108,9 +108,11 @@ public struct ConnectorConfiguration: Sendable, Decodable {
     public var concurrency: Int
     /// Largest message this connector takes.
     public var maxMessageSize: ByteSize?
+    /// Foreign: one drop file per recipient instead of one per message (a fax gateway sends one fax per number).
+    public var filePerRecipient: Bool
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, type, domains, addressSpaces, path, dropDirectory, quota, quotaFiles, command, timeout, concurrency, maxMessageSize
+        case name, type, domains, addressSpaces, path, dropDirectory, quota, quotaFiles, command, timeout, concurrency, maxMessageSize, filePerRecipient
     }
 
     public init(from decoder: any Decoder) throws {
@@ -135,6 +137,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
         timeout = try container.decodeIfPresent(ConfigDuration.self, forKey: .timeout)
         concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 4
         maxMessageSize = try container.decodeIfPresent(ByteSize.self, forKey: .maxMessageSize)
+        filePerRecipient = try container.decodeIfPresent(Bool.self, forKey: .filePerRecipient) ?? false
         switch type {
         case .maildir where path == nil:
             throw DecodingError.keyNotFound(CodingKeys.path, .init(codingPath: decoder.codingPath, debugDescription: "a maildir connector needs path"))

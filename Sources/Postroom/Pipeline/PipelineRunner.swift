@@ -64,6 +64,10 @@ public final class PipelineRunner: Sendable {
             }
         }
         self.stages = stages
+        if !dryRun {
+            // The intake directories exist as soon as the runner does, so producers can drop files at once.
+            for directory in ingest.watchedDirectories { try? FileSystem.createDirectory(directory) }
+        }
         for connector in connectors where !dryRun {
             do { try connector.prepare() } catch { log.warning("connector \(connector.name): \(error)") }
         }

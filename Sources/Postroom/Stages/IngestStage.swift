@@ -33,6 +33,10 @@ public struct IngestSettings: StageSettings, Decodable {
 /// The source of the pipeline: watches the Pickup and Replay directories with inotify and
 /// claims each complete `.eml` file by renaming it into `queue/incoming/`.
 ///
+/// `IN_CREATE` is watched only to catch entries that never produce a close (a symlink, FIFO,
+/// socket, directory or hard link made in place); a regular file is still taken only once no
+/// writer has it open.
+///
 /// Watches are added before the directories are scanned, so no file slips between scan
 /// and watch. Only `IN_CLOSE_WRITE` and `IN_MOVED_TO` start a claim; `IN_Q_OVERFLOW`
 /// (and a lost watch) trigger a rescan. Hostile entries (symlinks, FIFOs, sockets,
@@ -146,7 +150,7 @@ public actor IngestStage {
     private func watch(_ index: Int, inotify: Inotify) throws {
         let directory = directories[index]
         try FileSystem.createDirectory(directory.path)
-        let watch = try inotify.addWatch(path: directory.path, mask: [.closeWrite, .movedTo, .deleteSelf, .moveSelf, .onlyDirectory, .dontFollow])
+        let watch = try inotify.addWatch(path: directory.path, mask: [.closeWrite, .movedTo, .create, .deleteSelf, .moveSelf, .onlyDirectory, .dontFollow])
         watches[watch] = index
     }
 
