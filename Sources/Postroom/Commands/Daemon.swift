@@ -78,7 +78,7 @@ public enum Daemon {
             do {
                 server = try MetricsHTTPServer(listen: listen, registry: registry)
                 server?.start()
-                log.info("serving metrics on http://\(listen)/metrics")
+                if let server { log.notice("serving metrics at GET /metrics on \(listen), port \(server.port)") }
             } catch {
                 log.error("cannot serve metrics on \(listen): \(error)")
                 return .userError
