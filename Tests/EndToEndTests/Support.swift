@@ -33,6 +33,13 @@ final class Harness: @unchecked Sendable {
 
     deinit {
         if let process, process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        for path in mounts.reversed() {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = ["-l", path]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
         try? FileManager.default.removeItem(atPath: root)
     }
 
@@ -72,7 +79,7 @@ final class Harness: @unchecked Sendable {
     var replay: String { spool + "/replay" }
 
     /// Starts `postroom run` and waits until it says it is watching.
-    func start(environment: [String: String] = [:]) async throws {
+    func start(environment: [String: String] = [:], expectRunning: Bool = true) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Harness.binary)
         process.arguments = ["run", pipeline, "--spool", spool]
@@ -87,7 +94,7 @@ final class Harness: @unchecked Sendable {
         self.process = process
         let linesBefore = startCount
         try await waitUntil("the daemon to start", timeout: 30) { self.startCount > linesBefore || !process.isRunning }
-        #expect(process.isRunning, "postroom exited at start-up: \(self.log)")
+        if expectRunning { #expect(process.isRunning, "postroom exited at start-up: \(self.log)") }
     }
 
     private var startCount: Int { log.components(separatedBy: "running on spool").count - 1 }
@@ -112,6 +119,44 @@ final class Harness: @unchecked Sendable {
         self.process = nil
     }
 
+    /// Sends a signal to the running daemon.
+    func signal(_ number: Int32) {
+        if let process { kill(process.processIdentifier, number) }
+    }
+
+    /// The daemon's peak resident memory (VmHWM) in bytes, while it runs.
+    func peakMemory() -> Int? {
+        guard let process, let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
+        return line.split(separator: " ").compactMap { Int($0) }.first.map { $0 * 1024 }
+    }
+
+    /// Mounts a tmpfs of `size` at `path` (root only); nil when this machine does not allow it.
+    func mountTmpfs(at path: String, size: String) -> Bool {
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path]
+        mount.standardError = FileHandle.nullDevice
+        guard (try? mount.run()) != nil else { return false }
+        mount.waitUntilExit()
+        if mount.terminationStatus == 0 { mounts.append(path) }
+        return mount.terminationStatus == 0
+    }
+
+    /// Runs `mount` with arguments (e.g. a remount), returning whether it worked.
+    @discardableResult
+    func remount(_ path: String, options: String) -> Bool {
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-o", "remount,\(options)", path]
+        guard (try? mount.run()) != nil else { return false }
+        mount.waitUntilExit()
+        return mount.terminationStatus == 0
+    }
+
+    var mounts: [String] = []
+
     /// Writes a message under a hidden name and renames it in, as a careful producer does.
     func drop(_ text: String, named name: String, into directory: String? = nil) throws {
         let folder = directory ?? pickup
@@ -135,15 +180,16 @@ final class Harness: @unchecked Sendable {
         try handle.close()
     }
 
-    /// Every file under a folder (recursively), relative to the spool.
+    /// Every file under a folder (recursively, across mount points), relative to the spool.
     func files(under relative: String) -> [String] {
-        let base = spool + "/" + relative
-        guard let enumerator = FileManager.default.enumerator(atPath: base) else { return [] }
+        let fm = FileManager.default
         var result: [String] = []
-        while let item = enumerator.nextObject() as? String {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: base + "/" + item, isDirectory: &isDirectory), !isDirectory.boolValue {
-                result.append(relative + "/" + item)
+        var pending = [relative]
+        while let folder = pending.popLast() {
+            for name in (try? fm.contentsOfDirectory(atPath: spool + "/" + folder)) ?? [] {
+                var isDirectory: ObjCBool = false
+                guard fm.fileExists(atPath: spool + "/" + folder + "/" + name, isDirectory: &isDirectory) else { continue }
+                if isDirectory.boolValue { pending.append(folder + "/" + name) } else { result.append(folder + "/" + name) }
             }
         }
         return result.sorted()

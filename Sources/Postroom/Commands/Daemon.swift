@@ -9,6 +9,30 @@ public enum ExitCode: Int32, Sendable {
     case temporaryFailure = 75
 }
 
+/// What the signal handlers asked the running pipeline to do.
+actor Lifecycle {
+    enum Request: Sendable { case stop, reload(PipelineFile) }
+    private var pending: Request?
+    private var runner: PipelineRunner?
+
+    /// Records the request (a stop wins over a reload) and stops the running pipeline gracefully.
+    func request(_ request: Request) async {
+        if case .stop = pending {} else { pending = request }
+        await runner?.stop()
+    }
+
+    /// A runner that starts after a stop was requested is stopped at once.
+    func attach(_ runner: PipelineRunner) async {
+        self.runner = runner
+        if case .stop = pending { await runner.stop() }
+    }
+
+    func takeRequest() -> Request? {
+        defer { if case .reload = pending { pending = nil } }
+        return pending
+    }
+}
+
 /// `postroom run`: the long-running watcher with its signals and its spool lock.
 public enum Daemon {
     /// Refreshes the queue gauges and writes `metrics.prom` on the configured interval, and once more at shutdown.
@@ -66,13 +90,6 @@ public enum Daemon {
         }
         let telemetry = Telemetry(pipeline: pipeline.name, registry: registry, tracking: tracking, log: log)
         defer { telemetry.close() }
-        let runner: PipelineRunner
-        do {
-            runner = try PipelineRunner(pipeline: pipeline, spool: spool, log: log, telemetry: telemetry)
-        } catch {
-            log.error("\(error)")
-            return .userError
-        }
         var server: MetricsHTTPServer?
         if let listen = pipeline.metrics?.listen {
             do {
@@ -85,35 +102,58 @@ public enum Daemon {
             }
         }
         defer { server?.stop() }
-        let control = QueueControl(administration: QueueAdministration(store: runner.context.queue, delivery: runner.delivery, telemetry: telemetry), log: log)
-        let controlTask = Task { await control.run() }
-        let metricsTask = Task { await publishMetrics(pipeline: pipeline, spool: spool, runner: runner, log: log) }
+
+        let lifecycle = Lifecycle()
         let signals = SignalWatcher([.terminate, .interrupt, .hangup]) { signal in
             switch signal {
             case .terminate, .interrupt:
                 log.notice("received SIG\(signal == .terminate ? "TERM" : "INT"); stopping intake and finishing in-flight work")
-                Task { await runner.stop() }
+                Task { await lifecycle.request(.stop) }
             case .hangup:
-                log.notice("received SIGHUP; reloading is not supported yet, keeping the running pipeline")
+                log.notice("received SIGHUP; reloading \(pipelinePath)")
+                Task {
+                    // A new file must build completely before the running pipeline is touched.
+                    do {
+                        let candidate = try PipelineFile.load(path: pipelinePath)
+                        _ = try PipelineRunner(pipeline: candidate, spool: spool, log: log, dryRun: true)
+                        await lifecycle.request(.reload(candidate))
+                    } catch {
+                        log.error("reload failed, the running pipeline stays as it was: \(error)")
+                    }
+                }
             }
         }
-        log.notice("pipeline \(pipeline.name) running on spool \(spool), watching \(runner.ingest.watchedDirectories.joined(separator: ", "))")
-        do {
-            try await runner.run()
-        } catch {
-            log.error("pipeline stopped: \(error)")
+        defer { withExtendedLifetime((signals, lock)) {} }
+
+        var current = pipeline
+        while true {
+            let runner: PipelineRunner
+            do {
+                runner = try PipelineRunner(pipeline: current, spool: spool, log: log, telemetry: telemetry)
+            } catch {
+                log.error("\(error)")
+                return .userError
+            }
+            let control = QueueControl(administration: QueueAdministration(store: runner.context.queue, delivery: runner.delivery, telemetry: telemetry), log: log)
+            let controlTask = Task { await control.run() }
+            let metricsTask = Task { [current] in await publishMetrics(pipeline: current, spool: spool, runner: runner, log: log) }
+            await lifecycle.attach(runner)
+            log.notice("pipeline \(current.name) running on spool \(spool), watching \(runner.ingest.watchedDirectories.joined(separator: ", "))")
+            var failure: (any Error)?
+            do { try await runner.run() } catch { failure = error }
             await control.stop()
+            await controlTask.value
             metricsTask.cancel()
             await metricsTask.value
-            withExtendedLifetime((signals, lock)) {}
-            return .temporaryFailure
+            if let failure {
+                log.error("pipeline stopped: \(failure)")
+                return .temporaryFailure
+            }
+            guard case .reload(let next) = await lifecycle.takeRequest() else { break }
+            log.notice("reloaded \(pipelinePath): in-flight work was finished or parked, the new pipeline picks it up")
+            current = next
         }
-        await control.stop()
-        await controlTask.value
-        metricsTask.cancel()
-        await metricsTask.value
         log.notice("stopped; everything not delivered stays queued in \(spool)/queue")
-        withExtendedLifetime((signals, lock)) {}
         return .ok
     }
 }

@@ -30,9 +30,12 @@ public struct MaildirConnector: Connector {
         return local.lowercased().filter { $0.isLetter || $0.isNumber || "._-+".contains($0) }
     }
 
+    /// Derived only from the queue id and the recipient (never from a clock), so a re-run names the file the same.
     func fileName(_ entry: QueueEntry, recipient: String) -> String {
-        let seconds = Int(entry.arrival.timeIntervalSince1970)
-        let micros = Int((entry.arrival.timeIntervalSince1970 - Double(seconds)) * 1_000_000)
+        // The queue id is the arrival time in microseconds, in hex.
+        let arrival = UInt64(entry.queueID, radix: 16) ?? UInt64(max(0, entry.arrival.timeIntervalSince1970 * 1_000_000))
+        let seconds = arrival / 1_000_000
+        let micros = arrival % 1_000_000
         let host = hostname.replacingOccurrences(of: "/", with: "\\057").replacingOccurrences(of: ":", with: "\\072")
         return "\(seconds).M\(micros)Q\(entry.id)R\(stableHash(recipient)).\(host)"
     }
@@ -63,6 +66,7 @@ public struct MaildirConnector: Connector {
                 try file.writeAll(Array(header.utf8) + message)
                 try file.sync()
                 try FileSystem.rename(temporary, to: folder + "/new/" + name)
+                FaultInjection.checkpoint("rename")
                 return true
             }
         }

@@ -101,6 +101,11 @@ public final class Telemetry: Sendable {
                             sender: "", recipients: [], reason: reason, file: path))
     }
 
+    func intakePaused(_ paused: Bool) {
+        registry.gauge("postroom_intake_paused", help: "1 while intake is paused because the spool filesystem is nearly full.",
+                       labels: ["pipeline": pipelineName]).set(paused ? 1 : 0)
+    }
+
     func inotifyOverflowed() { pipelineMetrics.inotifyOverflows.increment() }
     func rescanned() { pipelineMetrics.rescans.increment() }
 

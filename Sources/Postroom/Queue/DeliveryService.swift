@@ -59,6 +59,7 @@ public final class DeliveryService: Sendable {
             try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures)
         }
         if !entries.isEmpty { try await store.store(entries) }
+        FaultInjection.checkpoint("store")
         try await store.release(item.claimed)
         for (entry, message) in entries {
             telemetry.track(TrackingEvent(event: .submit, source: .queue, queueID: entry.id, messageID: entry.messageID,
@@ -230,6 +231,7 @@ public final class DeliveryService: Sendable {
                 try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: failed)
             }
             if remaining.isEmpty {
+                FaultInjection.checkpoint("remove")
                 try await store.remove(id: id, state: state)
                 telemetry.delivered(entry)
                 return nil

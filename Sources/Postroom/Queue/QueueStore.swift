@@ -266,7 +266,7 @@ public final class QueueStore: Sendable {
 
     static func encode(_ entry: QueueEntry, message: [UInt8]) -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .millisecondsSince1970
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let json = (try? encoder.encode(entry)) ?? Data("{}".utf8)
         var bytes = magic
@@ -286,7 +286,7 @@ public final class QueueStore: Sendable {
         guard bytes.count > magic.count, bytes.starts(with: magic),
               let newline = bytes[magic.count...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .millisecondsSince1970
         return try? decoder.decode(QueueEntry.self, from: Data(bytes[magic.count..<newline]))
     }
 }

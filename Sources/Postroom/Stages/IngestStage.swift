@@ -10,8 +10,10 @@ public struct IngestSettings: StageSettings, Decodable {
     public var replay: String?
     /// Most files taken per minute from each directory; 0 = no limit.
     public var maxMessagesPerMinute: Int
+    /// Intake pauses while the spool's filesystem has less free space than this (back pressure).
+    public var minFreeSpace: ByteSize
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case stage, pickup, replay, maxMessagesPerMinute }
+    enum CodingKeys: String, CodingKey, CaseIterable { case stage, pickup, replay, maxMessagesPerMinute, minFreeSpace }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -19,6 +21,7 @@ public struct IngestSettings: StageSettings, Decodable {
         pickup = container.contains(.pickup) ? try container.decodeIfPresent(String.self, forKey: .pickup) : "pickup"
         replay = container.contains(.replay) ? try container.decodeIfPresent(String.self, forKey: .replay) : "replay"
         maxMessagesPerMinute = try container.decodeIfPresent(Int.self, forKey: .maxMessagesPerMinute) ?? 0
+        minFreeSpace = try container.decodeIfPresent(ByteSize.self, forKey: .minFreeSpace) ?? ByteSize(bytes: 64 << 20)
         guard maxMessagesPerMinute >= 0 else {
             throw DecodingError.dataCorruptedError(forKey: .maxMessagesPerMinute, in: container, debugDescription: "must be 0 (no limit) or more")
         }
@@ -181,6 +184,7 @@ public actor IngestStage {
     private func take(name: String, directoryIndex: Int, output: BoundedChannel<PipelineItem>) async {
         guard name.lowercased().hasSuffix(".eml"), !name.hasPrefix(".") else { return }
         await throttle()
+        await waitForSpace()
         let directory = directories[directoryIndex]
         let queue = context.queue
         let path = directory.path + "/" + name
@@ -194,11 +198,26 @@ public actor IngestStage {
         case .failed(let error):
             context.log.warning("cannot claim \(path): \(error); it stays in place and is retried at the next rescan")
         case .claimed(let claimed):
+            FaultInjection.checkpoint("claim")
             context.telemetry.claimed(directory.source)
             if let item = await Self.read(claimed, sourceDirectory: directory.path, readLimit: readLimit, log: context.log) {
                 await output.send(item)
             }
         }
+    }
+
+    /// Pauses intake while the spool is nearly full: claimed files would only fail to queue.
+    /// The free space is checked again every second (there is no event for "space returned").
+    private func waitForSpace() async {
+        let minimum = settings.minFreeSpace.bytes
+        guard minimum > 0, let free = FileSystem.availableBytes(at: context.queue.root), free < minimum else { return }
+        context.log.warning("intake paused: the spool filesystem has \(ByteSize(bytes: free)) free, less than minFreeSpace \(settings.minFreeSpace); files wait in place until space returns")
+        context.telemetry.intakePaused(true)
+        while !stopped, (FileSystem.availableBytes(at: context.queue.root) ?? minimum) < minimum {
+            try? await Task.sleep(for: .seconds(1))
+        }
+        context.telemetry.intakePaused(false)
+        if !stopped { context.log.notice("intake resumed: the spool filesystem has room again") }
     }
 
     private func throttle() async {

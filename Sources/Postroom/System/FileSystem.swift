@@ -242,6 +242,13 @@ public enum FileSystem {
         return a.device == b.device
     }
 
+    /// Bytes an unprivileged writer can still use on the filesystem holding `path`.
+    public static func availableBytes(at path: String) -> Int64? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
     public static func hostname() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
@@ -249,6 +256,9 @@ public enum FileSystem {
     }
 
     public static var processID: Int32 { getpid() }
+
+    /// SIGKILL to this process: no clean-up of any kind (fault injection).
+    public static func killSelf() { kill(getpid(), SIGKILL) }
 }
 
 /// An exclusive `fcntl` lock on a file, held for the life of the value.
