@@ -47,6 +47,10 @@ public struct PipelineItem: Sendable {
     public var hops: [NextHopGroup] = []
     /// Human-readable notes of what the stages did, shown by `postroom explain`.
     public var notes: [String] = []
+    /// Why the message must wait for an operator (a `filter` rule's `hold`); nil to deliver.
+    /// The deliver stage still queues it durably, but in `queue/hold/`, where only
+    /// `postroom queue release` moves it on.
+    public var holdReason: String?
 
     public var queueID: String { claimed.queueID }
 
@@ -112,6 +116,9 @@ public struct StageRegistry: Sendable {
         CategorizeStage.kind,
         RouteStage.kind,
         DeliverStage.kind,
+        HeadersStage.kind,
+        FilterStage.kind,
+        JournalStage.kind,
     ])
 }
 

@@ -42,7 +42,11 @@ public final class DeliveryService: Sendable {
     // MARK: Intake from the pipeline
 
     /// Queues one entry per next hop durably, reports failed recipients, then releases the claimed file.
+    ///
+    /// A message with a `holdReason` is queued the same way but into `hold/` and not given to
+    /// the connectors: it waits there, durably, until an operator releases it.
     func accept(_ item: PipelineItem) async throws -> StageResult {
+        let state: QueueState = item.holdReason == nil ? .active : .held
         var entries: [(QueueEntry, [UInt8])] = []
         for (index, hop) in item.hops.enumerated() {
             var mailboxes: [String: String] = [:]
@@ -50,22 +54,29 @@ public final class DeliveryService: Sendable {
             let envelope = Envelope(sender: item.envelope.sender, recipients: hop.recipients.map {
                 EnvelopeRecipient(address: $0.address, parameters: $0.original.parameters)
             })
-            let entry = QueueEntry(id: "\(item.queueID).\(index + 1)", queueID: item.queueID, connector: hop.connector,
+            var entry = QueueEntry(id: "\(item.queueID).\(index + 1)", queueID: item.queueID, connector: hop.connector,
                                    envelope: envelope, mailboxes: mailboxes, messageID: item.messageID,
                                    source: item.claimed.source, arrival: item.arrival, size: Int64(item.bytes.count))
+            // The reason travels in the entry so `postroom queue show` tells the operator why it waits.
+            entry.lastError = item.holdReason
             entries.append((entry, item.bytes))
         }
         if !item.failures.isEmpty {
             try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures)
         }
-        if !entries.isEmpty { try await store.store(entries) }
+        if !entries.isEmpty { try await store.store(entries, state: state) }
         FaultInjection.checkpoint("store")
         try await store.release(item.claimed)
+        if let reason = item.holdReason, !entries.isEmpty {
+            log.notice("held \(entries.map(\.0.id).joined(separator: ", ")): \(reason); `postroom queue release ID` delivers it")
+        }
         for (entry, message) in entries {
             telemetry.track(TrackingEvent(event: .submit, source: .queue, queueID: entry.id, messageID: entry.messageID,
                                           sender: entry.envelope.sender, recipients: entry.envelope.recipients.map(\.address),
                                           connector: entry.connector, size: Int(entry.size)))
-            await queues[entry.connector]?.enqueue(entry.id, state: .active, cached: (entry, message))
+            if state == .active {
+                await queues[entry.connector]?.enqueue(entry.id, state: .active, cached: (entry, message))
+            }
         }
         return .finished(entries.isEmpty ? .reported : .queued)
     }
