@@ -117,6 +117,8 @@ public struct AgentConnector: Connector {
         switch outcome.termination {
         case .timedOut:
             return .deferred("agent timed out after \(formatSeconds(timeout))s")
+        case .statusLost:
+            return .deferred("the agent's exit status was lost; it is run again")
         case .signalled(let signal):
             return .deferred("agent killed by signal \(signal)" + (line.map { ": " + $0 } ?? ""))
         case .exited(0):

@@ -45,6 +45,9 @@ public struct SubprocessOutcome: Sendable, Equatable {
         case signalled(Int32)
         /// It outlived its time limit and its process group was killed.
         case timedOut
+        /// Something else reaped it (a SIGCHLD set to SIG_IGN, a stray `waitpid(-1)`): the
+        /// outcome is unknown and must not be taken for success.
+        case statusLost
     }
 
     public var termination: Termination
@@ -96,7 +99,16 @@ public enum Subprocess {
             close(input.write)
             return .failure(error)
         }
-        let spawned = spawn(request, stdin: input.read, stdout: output.write)
+        var spawned = spawn(request, stdin: input.read, stdout: output.write)
+        // ETXTBSY: some process holds the program open for writing. Usually that is a
+        // concurrent fork (ours or another thread's) that inherited a descriptor of a script
+        // being installed and has not reached exec yet: it clears within milliseconds.
+        var attempts = 1
+        while case .failure(let error) = spawned, error.errno == ETXTBSY, attempts < 20 {
+            usleep(10_000)
+            attempts += 1
+            spawned = spawn(request, stdin: input.read, stdout: output.write)
+        }
         // The child has its own copies; keeping ours would hide EOF on the output pipe.
         close(input.read)
         close(output.write)
@@ -204,10 +216,12 @@ public enum Subprocess {
         let termination: SubprocessOutcome.Termination
         if timedOut {
             termination = .timedOut
-        } else if status & 0x7f == 0 {
+        } else if let status, status & 0x7f == 0 {
             termination = .exited((status >> 8) & 0xff)
-        } else {
+        } else if let status {
             termination = .signalled(status & 0x7f)
+        } else {
+            termination = .statusLost
         }
         return SubprocessOutcome(termination: termination, output: captured, processID: pid)
     }
@@ -319,11 +333,13 @@ public enum Subprocess {
         }
     }
 
-    /// Waits for the child and returns its raw wait status.
-    private static func reap(_ pid: pid_t) -> Int32 {
+    /// Waits for the child and returns its raw wait status (nil when it was reaped elsewhere).
+    private static func reap(_ pid: pid_t) -> Int32? {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return status
+        while true {
+            if waitpid(pid, &status, 0) == pid { return status }
+            if errno != EINTR { return nil }
+        }
     }
 
     private static func signalGroup(_ group: pid_t, _ signal: Int32) {
