@@ -38,6 +38,7 @@ public struct SubprocessRequest: Sendable {
 
 /// How a finished subprocess ended, and what it said.
 public struct SubprocessOutcome: Sendable, Equatable {
+    /// Why the child stopped.
     public enum Termination: Sendable, Equatable {
         /// It called `exit` with this status.
         case exited(Int32)
