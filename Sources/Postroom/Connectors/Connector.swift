@@ -29,14 +29,16 @@ extension Connector {
 
 /// Builds the connector a configuration describes.
 public enum ConnectorFactory {
-    public static func make(_ configuration: ConnectorConfiguration, spool: String, hostname: String, directorySync: DirectorySync) -> any Connector {
+    /// `configurationFolder` is the pipeline file's folder: agent programs given as relative paths resolve against it.
+    public static func make(_ configuration: ConnectorConfiguration, spool: String, hostname: String, directorySync: DirectorySync,
+                            configurationFolder: String = ".") -> any Connector {
         switch configuration.type {
         case .maildir:
             return MaildirConnector(configuration: configuration, spool: spool, hostname: hostname, directorySync: directorySync)
         case .foreign:
             return ForeignConnector(configuration: configuration, spool: spool, directorySync: directorySync)
         case .agent:
-            return AgentConnector(configuration: configuration)
+            return AgentConnector(configuration: configuration, spool: spool, configurationFolder: configurationFolder)
         }
     }
 }

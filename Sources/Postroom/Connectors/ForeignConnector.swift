@@ -76,12 +76,3 @@ public struct ForeignConnector: Connector {
         return result
     }
 }
-
-/// Delivers through a command (a delivery agent). Filled in with queue management.
-public struct AgentConnector: Connector {
-    public let configuration: ConnectorConfiguration
-
-    public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
-        Array(repeating: .deferred("agent connectors are not available yet"), count: entry.envelope.recipients.count)
-    }
-}

@@ -55,8 +55,10 @@ public struct PipelineCheck: Sendable {
             case .maildir: folder = resolvePath((connector.path ?? "").replacingOccurrences(of: "{user}", with: ""), against: spool)
             case .agent:
                 folder = nil
-                if let program = connector.command?.first, !FileManager.default.isExecutableFile(atPath: program) {
-                    check.warnings.append("connectors[\(index)].command[0]: \(program) is not an executable file (yet)")
+                if let program = connector.command?.first,
+                   case .failure(let problem) = AgentConnector(configuration: connector, configurationFolder: pipeline.folder).locate(program) {
+                    // A warning, not an error: deliveries defer until the program is installed.
+                    check.warnings.append("connectors[\(index)].command[0]: \(problem.reason)")
                 }
             }
             if let folder, let problem = writableProblem(folder) {

@@ -33,7 +33,7 @@ public final class PipelineRunner: Sendable {
         let directorySync = DirectorySync()
         let store = QueueStore(spool: spool, directorySync: directorySync)
         let connectors = pipeline.connectors.map {
-            ConnectorFactory.make($0, spool: spool, hostname: hostname, directorySync: directorySync)
+            ConnectorFactory.make($0, spool: spool, hostname: hostname, directorySync: directorySync, configurationFolder: pipeline.folder)
         }
         let delivery = DeliveryService(settings: pipeline.settings(DeliverSettings.self) ?? DeliverSettings(), store: store,
                                        connectors: connectors, log: log, telemetry: telemetry)
