@@ -61,16 +61,26 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
             return accepted
         case .wait:
             return await withCheckedContinuation { continuation in
-                let immediate: Bool? = state.withLock { state in
-                    if state.finished { return false }
+                // The state may have changed since the first look: a receiver may now be waiting.
+                let action: SendAction = state.withLock { state in
+                    if state.finished { return .done(false) }
+                    if !state.receivers.isEmpty { return .resumeReceiver(state.receivers.removeFirst()) }
                     if state.count < capacity {
                         state.buffer.append(element)
-                        return true
+                        return .done(true)
                     }
                     state.senders.append((element, continuation))
-                    return nil
+                    return .wait
                 }
-                if let immediate { continuation.resume(returning: immediate) }
+                switch action {
+                case .resumeReceiver(let receiver):
+                    receiver.resume(returning: element)
+                    continuation.resume(returning: true)
+                case .done(let accepted):
+                    continuation.resume(returning: accepted)
+                case .wait:
+                    break
+                }
             }
         }
     }

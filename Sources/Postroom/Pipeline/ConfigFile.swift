@@ -73,9 +73,9 @@ public enum ConfigFile {
             problem = "\(error)"
         }
         let text = String(decoding: data, as: UTF8.self)
-        var line = KeyLocator.line(of: path, in: text)
-        if line == nil, case .dataCorrupted(let context) = error {
-            line = syntaxErrorLine(context, text: text)
+        var line = lineOf(keyPath: keyPathString(path), in: text)
+        if line == nil, case .dataCorrupted = error, path.isEmpty {
+            line = JSON5Lines.stopLine(in: text)
         }
         return ConfigError(file: file, line: line, keyPath: keyPathString(path), problem: problem)
     }
@@ -107,20 +107,23 @@ public enum ConfigFile {
     }
 
     private static func syntaxProblem(_ context: DecodingError.Context) -> String {
-        if let underlying = context.underlyingError as NSError? {
-            let detail = underlying.userInfo[NSDebugDescriptionErrorKey] as? String ?? underlying.localizedDescription
+        if let underlying = context.underlyingError as NSError?,
+           let detail = underlying.userInfo[NSDebugDescriptionErrorKey] as? String {
             return "not valid JSON5: \(detail)"
         }
-        return context.debugDescription
+        return context.codingPath.isEmpty ? "not valid JSON5 (check brackets, commas and quotes near this line)" : context.debugDescription
     }
 
-    private static func syntaxErrorLine(_ context: DecodingError.Context, text: String) -> Int? {
-        guard let underlying = context.underlyingError as NSError?,
-              let detail = underlying.userInfo[NSDebugDescriptionErrorKey] as? String else { return nil }
-        // Foundation reports "... around line N, column M."
-        guard let range = detail.range(of: "line ") else { return nil }
-        let digits = detail[range.upperBound...].prefix { $0.isNumber }
-        return Int(digits)
+    /// The line of a key path (`stages[2].maxRecipients`), or of its nearest enclosing key that has one.
+    public static func lineOf(keyPath: String, in text: String) -> Int? {
+        let lines = JSON5Lines.lines(in: text)
+        var candidate = keyPath
+        while !candidate.isEmpty {
+            if let line = lines[candidate] { return line }
+            guard let cut = candidate.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
+            candidate = String(candidate[..<cut])
+        }
+        return nil
     }
 }
 
@@ -144,50 +147,6 @@ extension Decoder {
                 codingPath: codingPath + [key],
                 debugDescription: "unknown key (allowed here: \(allowed))"))
         }
-    }
-}
-
-/// Finds the line of a key path in JSON5 text by walking the keys in order.
-///
-/// It is a best-effort locator: it searches for each named key after the previous one,
-/// which is right for the hand-written files it serves.
-enum KeyLocator {
-    static func line(of path: [any CodingKey], in text: String) -> Int? {
-        let names = path.compactMap { $0.intValue == nil ? $0.stringValue : nil }
-        guard !names.isEmpty else { return nil }
-        let scalars = Array(text.utf8)
-        var position = 0
-        var found: Int?
-        for name in names {
-            guard let hit = findKey(name, in: scalars, from: position) else { break }
-            found = hit
-            position = hit + 1
-        }
-        guard let offset = found else { return nil }
-        return scalars[..<offset].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
-    }
-
-    private static func findKey(_ name: String, in bytes: [UInt8], from start: Int) -> Int? {
-        let key = Array(name.utf8)
-        var index = start
-        while index + key.count <= bytes.count {
-            if bytes[index..<index + key.count].elementsEqual(key) {
-                let before = index > 0 ? bytes[index - 1] : UInt8(ascii: " ")
-                var after = index + key.count
-                if after < bytes.count, bytes[after] == UInt8(ascii: "\"") || bytes[after] == UInt8(ascii: "'") { after += 1 }
-                while after < bytes.count, bytes[after] == UInt8(ascii: " ") || bytes[after] == UInt8(ascii: "\t") { after += 1 }
-                let isIdentifierStart = !(isIdentifierByte(before))
-                if isIdentifierStart, after < bytes.count, bytes[after] == UInt8(ascii: ":") {
-                    return index
-                }
-            }
-            index += 1
-        }
-        return nil
-    }
-
-    private static func isIdentifierByte(_ byte: UInt8) -> Bool {
-        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || byte == 0x24
     }
 }
 

@@ -22,8 +22,7 @@ public struct PipelineCheck: Sendable {
         }
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         func fail(_ keyPath: String, _ problem: String) {
-            let names = keyPath.split(whereSeparator: { ".[]".contains($0) }).filter { !$0.allSatisfy(\.isNumber) }.map { AnyCodingKey(stringValue: String($0)) }
-            check.errors.append(ConfigError(file: path, line: KeyLocator.line(of: names, in: text), keyPath: keyPath, problem: problem))
+            check.errors.append(ConfigError(file: path, line: ConfigFile.lineOf(keyPath: keyPath, in: text), keyPath: keyPath, problem: problem))
         }
         let spool = Daemon.spoolPath(for: pipeline, override: spoolOverride)
 

@@ -44,7 +44,7 @@ public struct QueueAdministration: Sendable {
         let bare = id.trimmingCharacters(in: CharacterSet(charactersIn: "<> "))
         return entries.filter {
             $0.entry.id == id || $0.entry.queueID == id
-                || $0.entry.messageID.trimmingCharacters(in: CharacterSet(charactersIn: "<> ")) == bare
+                || (!bare.isEmpty && $0.entry.messageID.trimmingCharacters(in: CharacterSet(charactersIn: "<> ")) == bare)
         }
     }
 

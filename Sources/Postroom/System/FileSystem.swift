@@ -304,7 +304,10 @@ public final class ExclusiveLock: Sendable {
         self.path = path
     }
 
-    /// True when some process holds the lock on `path` now.
+    /// True when another process holds the lock on `path` now.
+    ///
+    /// Only for processes that do not hold the lock themselves: `fcntl` locks belong to the
+    /// process, so closing any descriptor of the file here would drop a lock this process holds.
     public static func isHeld(path: String) -> Bool {
         let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return false }

@@ -11,11 +11,22 @@ enum JSON5Lines {
         return walker.lines
     }
 
+    /// Where a walk over text that does not parse stops: the line of the syntax error, roughly.
+    /// Nil when the walker reaches the end of the text.
+    static func stopLine(in text: String) -> Int? {
+        var walker = Walker(bytes: Array(text.utf8))
+        walker.value(path: "")
+        walker.skipTrivia()
+        return walker.stopped || walker.position < walker.bytes.count ? walker.line : nil
+    }
+
     private struct Walker {
         let bytes: [UInt8]
         var position = 0
         var line = 1
         var lines: [String: Int] = [:]
+        /// Set where the text stops following JSON5's structure (a missing comma, colon or bracket).
+        var stopped = false
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -69,13 +80,16 @@ enum JSON5Lines {
                     if next == UInt8(ascii: ",") { advance(); continue }
                     let keyLine = line
                     let key = next == UInt8(ascii: "\"") || next == UInt8(ascii: "'") ? string() : bareToken()
-                    guard !key.isEmpty else { return }
+                    guard !key.isEmpty else { stopped = true; return }
                     skipTrivia()
-                    guard current == UInt8(ascii: ":") else { return }
+                    guard current == UInt8(ascii: ":") else { stopped = true; return }
                     advance()
                     let childPath = path.isEmpty ? key : "\(path).\(key)"
                     lines[childPath] = keyLine
                     value(path: childPath)
+                    if stopped { return }
+                    skipTrivia()
+                    guard current == UInt8(ascii: ",") || current == UInt8(ascii: "}") else { stopped = true; return }
                 }
             case UInt8(ascii: "["):
                 advance()
@@ -88,7 +102,10 @@ enum JSON5Lines {
                     let before = position
                     value(path: "\(path)[\(index)]")
                     index += 1
-                    if position == before { return }
+                    if stopped { return }
+                    if position == before { stopped = true; return }
+                    skipTrivia()
+                    guard current == UInt8(ascii: ",") || current == UInt8(ascii: "]") else { stopped = true; return }
                 }
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
                 _ = string()
