@@ -10,6 +10,7 @@ public enum CommandLineInterface {
     commands:
       run [PIPELINE] [--spool DIR]     watch pickup/ and replay/ and deliver (default pipelines/default.json5)
       check PIPELINE [--spool DIR]     validate a pipeline file and print its stage graph
+      bench [--messages N] [--rate R]  measure throughput, latency and memory on a temporary spool
       --help                           this text;  postroom <command> --help for one command
       --version                        print the version
 
@@ -35,6 +36,7 @@ public enum CommandLineInterface {
             return await run(rest)
         case "check":
             return check(rest)
+        case "bench": return await Bench.main(rest)
         default:
             printError("postroom: unknown command '\(command)'\n\n\(usage)")
             return .usage
