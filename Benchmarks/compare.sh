@@ -27,6 +27,8 @@ shared=$(cd "$here/../../shared/bench" 2>/dev/null && pwd) || { echo "compare.sh
 export GENMAIL_ARGS=${GENMAIL_ARGS:-"--users alice"}
 jobs=${FSLIMIT_JOBS:-4}
 if [ $# -ge 2 ]; then work=$2; mkdir -p "$work"; cleanup=false; else work=$(mktemp -d /tmp/postroom-compare.XXXXXX); cleanup=true; fi
+# mktemp -d makes the folder 0700; Postfix's virtual(8) runs unprivileged and must reach its maps inside.
+chmod 755 "$work"
 $cleanup && trap 'rm -rf "$work"' EXIT
 
 # Build: a no-op when the release binary is up to date.
@@ -64,6 +66,9 @@ if [ "${SKIP_POSTFIX:-0}" != 1 ] && command -v postfix >/dev/null && [ -x /usr/s
     # run-postfix.sh prints an integer msgs/s; recompute it from its seconds for two decimals.
     secs=$(awk '{ for (i = 1; i < NF; i++) if ($i == "seconds") print $(i + 1) }' <<<"$out")
     value=$(awk -v n="$n" -v s="$secs" 'BEGIN { if (s + 0 > 0) printf "%.1f", n / s; else print "NA" }')
+    # A run that timed out (deliveries short of expected) has no meaningful rate.
+    got=$(awk '{ for (i = 1; i < NF; i++) if ($i == "deliveries") print $(i + 1) }' <<<"$out")
+    [ "${got%/*}" = "${got#*/}" ] || value=NA
     if [ "$mode" = sendmail ]; then pf_sendmail=$value; else pf_smtp=$value; fi
   done
 else
