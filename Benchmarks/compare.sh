@@ -47,14 +47,14 @@ field() { # field NAME LINE: the value of NAME=value in a RESULT line
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "NA" }'; }
 
 echo "== postroom bench --from ($n messages)" >&2
-pr_line=$(cd "$repo" && "$postroom" bench --from "$work/msgs" | tee /dev/stderr | grep '^RESULT postroom')
+pr_line=$(cd "$repo" && "$postroom" bench --from "$work/msgs" | tee >(cat >&2) | grep '^RESULT postroom')
 pr=$(field msgs_per_s "$pr_line")
 
 echo "== fslimit --sync file+dir --queue -j $jobs" >&2
 rm -rf "$work/fsl-src" "$work/fsl-dst"
 cp -r "$work/msgs" "$work/fsl-src"
 sync
-fs_out=$("$work/fslimit" "$work/fsl-src" "$work/fsl-dst" --sync file+dir --queue -j "$jobs" | tee /dev/stderr)
+fs_out=$("$work/fslimit" "$work/fsl-src" "$work/fsl-dst" --sync file+dir --queue -j "$jobs" | tee >(cat >&2))
 fs=$(awk '{ for (i = 1; i < NF; i++) if ($i == "msgs/s") print $(i + 1) }' <<<"$fs_out")
 rm -rf "$work/fsl-src" "$work/fsl-dst"
 
@@ -62,7 +62,7 @@ pf_sendmail=NA pf_smtp=NA
 if [ "${SKIP_POSTFIX:-0}" != 1 ] && command -v postfix >/dev/null && [ -x /usr/sbin/sendmail ]; then
   for mode in sendmail smtp; do
     echo "== postfix $mode" >&2
-    out=$("$shared/run-postfix.sh" "$n" "$work/postfix" "$mode" | tee /dev/stderr | tail -1)
+    out=$("$shared/run-postfix.sh" "$n" "$work/postfix" "$mode" | tee >(cat >&2) | tail -1)
     # run-postfix.sh prints an integer msgs/s; recompute it from its seconds for two decimals.
     secs=$(awk '{ for (i = 1; i < NF; i++) if ($i == "seconds") print $(i + 1) }' <<<"$out")
     value=$(awk -v n="$n" -v s="$secs" 'BEGIN { if (s + 0 > 0) printf "%.1f", n / s; else print "NA" }')
