@@ -15,6 +15,7 @@ public enum CommandLineInterface {
                                        operator queue commands (safe while run is running)
       stats [--spool DIR] [--watch]    stage-level metrics as a table
       trace ID [--spool DIR]           the history of one message from the tracking log
+      bench [--messages N] [--rate R]  measure throughput, latency and memory on a temporary spool
       --help                           this text;  postroom <command> --help for one command
       --version                        print the version
 
@@ -48,6 +49,8 @@ public enum CommandLineInterface {
             return await OperatorCommands.stats(rest)
         case "trace":
             return OperatorCommands.trace(rest)
+        case "bench":
+            return await Bench.main(rest)
         default:
             printError("postroom: unknown command '\(command)'\n\n\(usage)")
             return .usage
