@@ -150,7 +150,7 @@ struct AddressSpaceDecodingTests {
             Issue.record("decoded")
         } catch {
             #expect(error.keyPath == "addressSpaces[1]")
-            #expect(error.line == 2)
+            #expect(error.line == 4)
             #expect(error.problem.contains("'*' may only stand alone or start '*.domain'"), "\(error)")
         }
     }
