@@ -97,6 +97,8 @@ public final class Inotify: Sendable {
     }
 
     private let descriptor: Int32
+    /// Waits for the kernel on a thread of its own, reused for every batch.
+    let reader = BlockingThread()
     /// Writing a byte here wakes a reader blocked in `poll` so ``close()`` never waits on the kernel.
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -211,7 +213,7 @@ public final class Inotify: Sendable {
                 while index >= pending.count {
                     if finished { return nil }
                     let instance = inotify
-                    let batch = await BlockingThread.run { instance.readBatch() }
+                    let batch = await instance.reader.run { instance.readBatch() }
                     guard let batch else { finished = true; return nil }
                     pending = batch
                     index = 0
@@ -223,12 +225,14 @@ public final class Inotify: Sendable {
     }
 }
 
-/// Runs blocking calls on a thread of their own, keeping the cooperative pool free.
-enum BlockingThread {
-    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+/// One long-lived thread that runs blocking calls (a `poll` on the inotify descriptor), keeping
+/// them off the cooperative thread pool without creating a thread per call.
+final class BlockingThread: Sendable {
+    private let queue = DispatchQueue(label: "inotify.reader")
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            let thread = Thread { continuation.resume(returning: body()) }
-            thread.start()
+            queue.async { continuation.resume(returning: body()) }
         }
     }
 }

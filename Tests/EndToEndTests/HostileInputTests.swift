@@ -65,8 +65,7 @@ import Testing
         let harness = try Harness()
         try await harness.start()
         let path = harness.pickup + "/open.eml"
-        #expect(FileManager.default.createFile(atPath: path, contents: nil))
-        let writer = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        let writer = try Harness.openForWriting(path)
         writer.write(Data("From: z@elsewhere.org\r\nTo: alice@example.com\r\nX-Token: open\r\n".utf8))
         // Other mail flows while the file is open; its IN_CREATE must not make it claimed half-written.
         try harness.drop(Mail.message(0, token: "meanwhile"), named: "meanwhile.eml")

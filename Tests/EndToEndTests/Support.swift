@@ -168,9 +168,7 @@ final class Harness: @unchecked Sendable {
 
     /// Writes a message in place, slowly, in several writes with pauses (IN_CLOSE_WRITE only at the end).
     func dropSlowly(_ text: String, named name: String, pieces: Int = 4) async throws {
-        let path = pickup + "/" + name
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        let handle = try Harness.openForWriting(pickup + "/" + name)
         let bytes = Array(text.utf8)
         let size = (bytes.count + pieces - 1) / pieces
         for start in stride(from: 0, to: bytes.count, by: size) {
@@ -193,6 +191,14 @@ final class Harness: @unchecked Sendable {
             }
         }
         return result.sorted()
+    }
+
+    /// Creates and opens a file in one `open(O_CREAT|O_EXCL)`, as a producer writing in place does:
+    /// there is no moment when the file exists closed and empty.
+    static func openForWriting(_ path: String) throws -> FileHandle {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        return FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     }
 
     /// The visible deliveries: Maildir `new/` files and drop directory `.eml` files (not hidden temporaries).

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Hands messages to a foreign system as files in its drop directory (Exchange's foreign connector).
 ///
@@ -10,6 +11,8 @@ public struct ForeignConnector: Connector {
     public let configuration: ConnectorConfiguration
     let spool: String
     let directorySync: DirectorySync
+    /// The drop directory's usage, listed at most once a second rather than on every delivery.
+    let usage = DropUsage()
 
     public var dropDirectory: String { resolvePath(configuration.dropDirectory ?? configuration.name, against: spool) }
 
@@ -36,6 +39,7 @@ public struct ForeignConnector: Connector {
         let bytes = ReplayFormat.encode(envelope: envelope, message: message, lineEnding: lineEnding(of: message))
         let quota = configuration.quota?.bytes
         let quotaFiles = configuration.quotaFiles
+        let usageCache = usage
         let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
             Result { () throws(SystemError) -> Bool in
                 if FileSystem.exists(path) { return false }
@@ -43,15 +47,17 @@ public struct ForeignConnector: Connector {
                     throw SystemError(operation: "drop directory", path: directory, errno: ENOENT)
                 }
                 if quota != nil || quotaFiles != nil {
-                    let usage = try FileSystem.usage(of: directory)
-                    if let quota, usage.bytes + Int64(bytes.count) > quota, usage.files > 0 {
-                        throw SystemError(operation: "quota", path: directory, errno: EDQUOT)
+                    func isFull(_ usage: (bytes: Int64, files: Int)) -> Bool {
+                        if let quota, usage.bytes + Int64(bytes.count) > quota, usage.files > 0 { return true }
+                        if let quotaFiles, usage.files >= quotaFiles { return true }
+                        return false
                     }
-                    if let quotaFiles, usage.files >= quotaFiles {
+                    if try isFull(usageCache.current(of: directory)), try isFull(usageCache.current(of: directory, fresh: true)) {
                         throw SystemError(operation: "quota", path: directory, errno: EDQUOT)
                     }
                 }
                 try FileSystem.writeAtomically(bytes, to: path, mode: 0o644)
+                usageCache.add(bytes: Int64(bytes.count))
                 return true
             }
         }
@@ -74,5 +80,34 @@ public struct ForeignConnector: Connector {
             }
         }
         return result
+    }
+}
+
+/// A drop directory's size and file count, refreshed by listing it at most once a second and
+/// counting Postroom's own writes in between (the consumer only ever makes it smaller).
+final class DropUsage: Sendable {
+    private struct Snapshot {
+        var bytes: Int64
+        var files: Int
+        var taken: ContinuousClock.Instant
+    }
+    private let snapshot = Mutex<Snapshot?>(nil)
+
+    /// The usage; `fresh` lists the directory now. A cached figure is never below the real one,
+    /// so "there is room" may come from the cache but "full" must be confirmed fresh.
+    func current(of directory: String, fresh: Bool = false) throws(SystemError) -> (bytes: Int64, files: Int) {
+        if !fresh, let cached = snapshot.withLock({ $0 }), ContinuousClock.now - cached.taken < .seconds(1) {
+            return (cached.bytes, cached.files)
+        }
+        let listed = try FileSystem.usage(of: directory)
+        snapshot.withLock { $0 = Snapshot(bytes: listed.bytes, files: listed.files, taken: .now) }
+        return listed
+    }
+
+    func add(bytes: Int64) {
+        snapshot.withLock { snapshot in
+            snapshot?.bytes += bytes
+            snapshot?.files += 1
+        }
     }
 }

@@ -50,9 +50,12 @@ public struct MaildirConnector: Connector {
         let eol = lineEnding(of: message)
         let header = "Return-Path: <\(entry.envelope.sender)>\(eol)Delivered-To: \(recipient)\(eol)"
         let quota = configuration.quota?.bytes
+        // A fresh entry was never attempted, so no earlier copy can exist; otherwise look in new/
+        // and in cur/ (a reader may have moved it there and added flags after ":2,").
+        let mayExist = !entry.isFresh
         let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
             Result { () throws(SystemError) -> Bool in
-                if FileSystem.exists(folder + "/new/" + name) || FileSystem.exists(folder + "/cur/" + name)
+                if mayExist, FileSystem.exists(folder + "/new/" + name) || FileSystem.exists(folder + "/cur/" + name)
                     || ((try? FileSystem.contents(of: folder + "/cur")) ?? []).contains(where: { $0.hasPrefix(name + ":") }) {
                     return false
                 }

@@ -104,7 +104,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
     public var command: [String]?
     /// Agent time limit per run (default 60 s).
     public var timeout: ConfigDuration?
-    /// Deliveries in parallel for this connector (default 4).
+    /// Deliveries in parallel for this connector (default 8).
     public var concurrency: Int
     /// Largest message this connector takes.
     public var maxMessageSize: ByteSize?
@@ -135,7 +135,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
         quotaFiles = try container.decodeIfPresent(Int.self, forKey: .quotaFiles)
         command = try container.decodeIfPresent([String].self, forKey: .command)
         timeout = try container.decodeIfPresent(ConfigDuration.self, forKey: .timeout)
-        concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 4
+        concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 8
         maxMessageSize = try container.decodeIfPresent(ByteSize.self, forKey: .maxMessageSize)
         filePerRecipient = try container.decodeIfPresent(Bool.self, forKey: .filePerRecipient) ?? false
         switch type {

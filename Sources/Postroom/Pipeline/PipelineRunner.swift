@@ -113,8 +113,18 @@ public final class PipelineRunner: Sendable {
                 let input = channels[index]
                 let output = channels[index + 1]
                 let isLast = index == stages.count - 1
+                // A stage that waits on the disk (deliver's fsyncs) gets several workers, so its
+                // waits overlap and the directory fsyncs of concurrent messages are shared.
+                let workers = StageRegistry.standard.kind(named: name)?.workers ?? 1
                 group.addTask {
-                    await Self.runStage(name: name, stage: stage, input: input, output: isLast ? nil : output, telemetry: telemetry, journal: journal, log: log, onFailure: onFailure)
+                    await withTaskGroup(of: Void.self) { workerGroup in
+                        for _ in 0..<workers {
+                            workerGroup.addTask {
+                                await Self.runStage(name: name, stage: stage, input: input, output: isLast ? nil : output,
+                                                    telemetry: telemetry, journal: journal, log: log, onFailure: onFailure)
+                            }
+                        }
+                    }
                     output.finish()
                 }
             }

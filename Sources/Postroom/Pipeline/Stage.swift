@@ -92,11 +92,15 @@ public struct StageKind: Sendable {
     public let summary: String
     public let decodeSettings: @Sendable (any Decoder) throws -> any StageSettings
     public let makeStage: @Sendable (any StageSettings, StageContext) throws -> any MessageStage
+    /// How many messages the runner hands the stage at once. A stage actor runs one call at a
+    /// time, but a call that awaits the disk lets the next one start (actor reentrancy).
+    public let workers: Int
 
-    public init(name: String, summary: String,
+    public init(name: String, summary: String, workers: Int = 1,
                 decodeSettings: @escaping @Sendable (any Decoder) throws -> any StageSettings,
                 makeStage: @escaping @Sendable (any StageSettings, StageContext) throws -> any MessageStage) {
         self.name = name
+        self.workers = workers
         self.summary = summary
         self.decodeSettings = decodeSettings
         self.makeStage = makeStage
@@ -125,10 +129,10 @@ public struct StageRegistry: Sendable {
 extension StageKind {
     /// A kind whose settings type decodes itself and whose stage is built from those settings.
     static func make<Settings: StageSettings & Decodable>(
-        _ name: String, summary: String, settings: Settings.Type,
+        _ name: String, summary: String, workers: Int = 1, settings: Settings.Type,
         build: @escaping @Sendable (Settings, StageContext) throws -> any MessageStage
     ) -> StageKind {
-        StageKind(name: name, summary: summary,
+        StageKind(name: name, summary: summary, workers: workers,
                   decodeSettings: { decoder in try Settings(from: decoder) },
                   makeStage: { settings, context in try build(settings as! Settings, context) })
     }

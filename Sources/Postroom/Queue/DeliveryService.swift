@@ -59,6 +59,7 @@ public final class DeliveryService: Sendable {
                                    source: item.claimed.source, arrival: item.arrival, size: Int64(item.bytes.count))
             // The reason travels in the entry so `postroom queue show` tells the operator why it waits.
             entry.lastError = item.holdReason
+            entry.isFresh = !item.claimed.recovered
             entries.append((entry, item.bytes))
         }
         if !item.failures.isEmpty {

@@ -103,7 +103,7 @@ public struct QueueAdministration: Sendable {
         case .remove:
             await delivery?.quiesce(id: entry.id, connector: entry.connector)
             guard let state = currentState(of: entry.id) else { return false }
-            try await store.remove(id: entry.id, state: state)
+            try await store.remove(id: entry.id, state: state, sync: true)
         }
         let kind: TrackingEvent.Kind = switch action {
         case .hold: .hold

@@ -53,6 +53,13 @@ public struct QueueEntry: Sendable, Codable, Equatable {
     public var delayNotified: Bool = false
     /// How many times processing this entry failed unexpectedly (Exchange's PoisonCount).
     public var crashCount: Int = 0
+    /// True while the entry is new in this run and never attempted: no earlier copy can exist.
+    /// Never stored: an entry read back from disk is not fresh.
+    public var isFresh = false
+
+    enum CodingKeys: String, CodingKey {
+        case id, queueID, connector, envelope, mailboxes, messageID, source, arrival, size, attempts, nextAttempt, lastError, delayNotified, crashCount
+    }
 
     public init(id: String, queueID: String, connector: String, envelope: Envelope, mailboxes: [String: String],
                 messageID: String, source: IntakeSource, arrival: Date, size: Int64) {
@@ -76,6 +83,8 @@ public struct StoredEntry: Sendable {
 
 /// A claimed producer file waiting in `queue/incoming/` to be validated and routed.
 public struct ClaimedFile: Sendable, Equatable {
+    /// True for a file an earlier run claimed: its deliveries may have happened already.
+    public var recovered = false
     public var queueID: String
     public var source: IntakeSource
     /// The producer's file name, so a rejected file can be put back as `<name>.bad`.
@@ -170,7 +179,7 @@ public final class QueueStore: Sendable {
             }
             let parts = name.split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3, let source = IntakeSource(rawValue: String(parts[1])) else { return nil }
-            return ClaimedFile(queueID: String(parts[0]), source: source, originalName: String(parts[2]), path: incoming + "/" + name)
+            return ClaimedFile(recovered: true, queueID: String(parts[0]), source: source, originalName: String(parts[2]), path: incoming + "/" + name)
         }
     }
 
@@ -203,10 +212,14 @@ public final class QueueStore: Sendable {
         try await directorySync.sync(folder(old))
     }
 
-    /// Removes a finished entry. The directory is synced so a restart cannot deliver it again.
-    public func remove(id: String, state: QueueState) async throws(SystemError) {
+    /// Removes a finished entry.
+    ///
+    /// The removal is not fsynced: a process crash cannot undo an `unlink`, and if a power loss
+    /// does, the entry is delivered again under the same names, which the connectors recognise
+    /// (Postfix makes the same trade). `sync: true` is for operator removals.
+    public func remove(id: String, state: QueueState, sync: Bool = false) async throws(SystemError) {
         try FileSystem.removeFileIfPresent(folder(state) + "/" + id)
-        try await directorySync.sync(folder(state))
+        if sync { try await directorySync.sync(folder(state)) }
     }
 
     public func load(id: String, state: QueueState) throws(SystemError) -> (QueueEntry, [UInt8])? {

@@ -58,7 +58,7 @@ public actor DeliverStage: MessageStage {
         self.delivery = delivery
     }
 
-    static let kind = StageKind.make("deliver", summary: "queue one copy per next hop durably and deliver it", settings: DeliverSettings.self) { _, context in
+    static let kind = StageKind.make("deliver", summary: "queue one copy per next hop durably and deliver it", workers: 16, settings: DeliverSettings.self) { _, context in
         try DeliverStage(context: context)
     }
 

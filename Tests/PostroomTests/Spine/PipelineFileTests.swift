@@ -60,7 +60,7 @@ extension Spine {
             #expect(categorize.acceptedDomains == ["example.com"])
             #expect(pipeline.connectors[1].quota?.bytes == 100 << 20)
             #expect(pipeline.connectors[1].filePerRecipient)
-            #expect(pipeline.connectors[2].concurrency == 4)
+            #expect(pipeline.connectors[2].concurrency == 8)
         }
 
         @Test func everyRegisteredStageKindDecodes() throws {
