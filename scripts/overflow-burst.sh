@@ -41,7 +41,7 @@ for name in os.listdir(src):
 PY
 deadline=$((start + 1500))
 while :; do
-  delivered=$(find "$work/spool/mailboxes/alice/new" -type f 2>/dev/null | wc -l)
+  delivered=$( (find "$work/spool/mailboxes/alice/new" -type f 2>/dev/null || true) | wc -l)
   [ "$delivered" -ge "$n" ] && break
   if [ "$(date +%s)" -gt "$deadline" ] || ! kill -0 "$pid" 2>/dev/null; then
     echo "overflow burst: FAILED, $delivered of $n delivered" >&2; tail -5 "$work/log" >&2; exit 1

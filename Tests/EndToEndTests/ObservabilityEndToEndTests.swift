@@ -64,6 +64,11 @@ import Testing
         #expect(String(decoding: body, as: UTF8.self).contains("# TYPE postroom_stage_received_messages_total counter"))
         #expect(try await harness.stop() == 0)
         let file = try Data(contentsOf: URL(fileURLWithPath: harness.spool + "/metrics.prom"))
+        let stats = try harness.command(["stats"])
+        #expect(stats.status == 0, "\(stats.error)")
+        for word in ["ingest", "validate", "categorize", "route", "deliver", "mailbox", "fax", "outbound"] {
+            #expect(stats.output.contains(word), "stats lacks \(word): \(stats.output)")
+        }
 
         if let promtool = Self.promtool {
             for (what, data) in [("/metrics", body), ("metrics.prom", file)] {

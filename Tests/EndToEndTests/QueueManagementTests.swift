@@ -121,3 +121,25 @@ import Testing
         #expect(try await harness.stop() == 0)
     }
 }
+
+/// Retry timing in the queue: a delay notice, then expiry with a report.
+@Suite(.serialized) struct ExpiryTests {
+    @Test func aMessageThatCannotBeDeliveredGetsADelayNoticeThenExpires() async throws {
+        let harness = try Harness()
+        try harness.useDefaultPipeline(replacing: [
+            ("dropDirectory: \"drop/fax\", quota: \"100MB\", filePerRecipient: true", "dropDirectory: \"drop/fax\", quotaFiles: 0"),
+            ("deliver\", retry: { first: \"1m\", max: \"1h\" }, expireAfter: \"2d\", delayNotice: \"4h\"",
+             "deliver\", retry: { first: \"250ms\", max: \"500ms\" }, expireAfter: \"3s\", delayNotice: \"1s\""),
+        ])
+        try await harness.start()
+        try harness.drop("From: Carol <carol@example.com>\r\nTo: fax-desk@example.com\r\nSubject: stuck fax\r\nX-Token: stuck\r\n\r\nfax\r\n", named: "stuck.eml")
+        // carol gets first a delay notice (action delayed), then the expiry report (4.4.7, failed).
+        try await waitUntil("two reports to carol", timeout: 60) { harness.files(under: "mailboxes/carol/new").count == 2 }
+        try await waitUntil("the queue to empty", timeout: 30) { harness.queuedFiles().isEmpty }
+        let reports = try harness.files(under: "mailboxes/carol/new").map { try String(contentsOfFile: harness.spool + "/" + $0, encoding: .utf8) }
+        #expect(reports.contains { $0.contains("Action: delayed") && $0.contains("Subject: Delivery delayed") })
+        #expect(reports.contains { $0.contains("Action: failed") && $0.contains("Status: 4.4.7") && $0.contains("expired") })
+        #expect(harness.files(under: "drop/fax").isEmpty)
+        #expect(try await harness.stop() == 0)
+    }
+}

@@ -44,6 +44,22 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     /// Adds an element, waiting while the channel is full. Returns false after ``finish()``.
     @discardableResult
     public func send(_ element: Element) async -> Bool {
+        if let accepted = offer(element, waitingAs: nil) { return accepted }
+        return await withCheckedContinuation { continuation in
+            // The state may have changed since the first look (a receiver may be waiting now),
+            // so the offer is made again under the lock that also queues the sender.
+            if let accepted = offer(element, waitingAs: continuation) { continuation.resume(returning: accepted) }
+        }
+    }
+
+    /// Adds an element only if there is room now; never waits. Returns whether it was added.
+    public func trySend(_ element: Element) -> Bool {
+        offer(element, waitingAs: nil) ?? false
+    }
+
+    /// Hands the element to a waiting receiver or buffers it; returns nil when the channel is full
+    /// (after queueing `sender`, if given, to be resumed by a receiver).
+    private func offer(_ element: Element, waitingAs sender: CheckedContinuation<Bool, Never>?) -> Bool? {
         let action: SendAction = state.withLock { state in
             if state.finished { return .done(false) }
             if !state.receivers.isEmpty { return .resumeReceiver(state.receivers.removeFirst()) }
@@ -51,6 +67,7 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
                 state.buffer.append(element)
                 return .done(true)
             }
+            if let sender { state.senders.append((element, sender)) }
             return .wait
         }
         switch action {
@@ -60,50 +77,7 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
         case .done(let accepted):
             return accepted
         case .wait:
-            return await withCheckedContinuation { continuation in
-                // The state may have changed since the first look: a receiver may now be waiting.
-                let action: SendAction = state.withLock { state in
-                    if state.finished { return .done(false) }
-                    if !state.receivers.isEmpty { return .resumeReceiver(state.receivers.removeFirst()) }
-                    if state.count < capacity {
-                        state.buffer.append(element)
-                        return .done(true)
-                    }
-                    state.senders.append((element, continuation))
-                    return .wait
-                }
-                switch action {
-                case .resumeReceiver(let receiver):
-                    receiver.resume(returning: element)
-                    continuation.resume(returning: true)
-                case .done(let accepted):
-                    continuation.resume(returning: accepted)
-                case .wait:
-                    break
-                }
-            }
-        }
-    }
-
-    /// Adds an element only if there is room now; never waits. Returns whether it was added.
-    public func trySend(_ element: Element) -> Bool {
-        let action: SendAction = state.withLock { state in
-            if state.finished { return .done(false) }
-            if !state.receivers.isEmpty { return .resumeReceiver(state.receivers.removeFirst()) }
-            if state.count < capacity {
-                state.buffer.append(element)
-                return .done(true)
-            }
-            return .done(false)
-        }
-        switch action {
-        case .resumeReceiver(let receiver):
-            receiver.resume(returning: element)
-            return true
-        case .done(let accepted):
-            return accepted
-        case .wait:
-            return false
+            return nil
         }
     }
 
