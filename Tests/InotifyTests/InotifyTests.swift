@@ -177,7 +177,7 @@ private func watchdog(_ inotify: Inotify, seconds: Int = 10) -> Task<Void, Never
         // Let the loop take one event, so it is waiting in the kernel for the next when we close.
         try folder.write("first.eml")
         let deadline = ContinuousClock.now + .seconds(10)
-        while seen.value == 0, ContinuousClock.now < deadline { await Task.yield() }
+        while seen.value == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(seen.value == 1)
 
         inotify.close()

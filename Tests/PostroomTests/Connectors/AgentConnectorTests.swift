@@ -188,16 +188,15 @@ struct AgentConnectorTests {
         #expect(results == [.delivered])
     }
 
-    @Test("a command that never reads stdin does not deadlock on a large message")
+    // A deadlock would hang here; the time limit turns that into a failure (it is not a speed check).
+    @Test("a command that never reads stdin does not deadlock on a large message", .timeLimit(.minutes(1)))
     func neverReadsStdin() async throws {
         let sandbox = try AgentSandbox()
         let message = Array(repeating: UInt8(ascii: "x"), count: 8 << 20)
         let quick = try sandbox.script("quick.sh", "echo ignoring input\nexit 0")
         let lingering = try sandbox.script("lingering.sh", "sleep 0.3\nexit 75")
-        let started = ContinuousClock.now
         #expect(try await sandbox.connector([quick], timeout: "20s").deliver(agentEntry(), message: message) == [.delivered])
         #expect(try await sandbox.connector([lingering], timeout: "20s").deliver(agentEntry(), message: message) == [.deferred("exit 75")])
-        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     @Test("output is captured from stdout and stderr, bounded, and a chatty command still finishes")
