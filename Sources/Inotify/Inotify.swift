@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -123,6 +124,7 @@ public final class Inotify: Sendable {
     }
 
     deinit {
+        reader.stop()
         Glibc.close(descriptor)
         Glibc.close(wakeRead)
         Glibc.close(wakeWrite)
@@ -225,14 +227,47 @@ public final class Inotify: Sendable {
     }
 }
 
-/// One long-lived thread that runs blocking calls (a `poll` on the inotify descriptor), keeping
-/// them off the cooperative thread pool without creating a thread per call.
+/// One long-lived thread of its own that runs blocking calls (a `poll` on the inotify descriptor),
+/// keeping them off Swift's cooperative pool and off Dispatch's shared worker threads (a reader
+/// may block for hours), without creating a thread per call. It ends when ``stop()`` is called.
 final class BlockingThread: Sendable {
-    private let queue = DispatchQueue(label: "inotify.reader")
+    /// The jobs and their signal, shared with the thread (which must not keep the owner alive).
+    private final class Jobs: Sendable {
+        let list = Mutex<[(@Sendable () -> Void)?]>([])
+        let ready = DispatchSemaphore(value: 0)
+
+        func add(_ job: (@Sendable () -> Void)?) {
+            list.withLock { $0.append(job) }
+            ready.signal()
+        }
+
+        /// The next job; nil when told to stop.
+        func next() -> (@Sendable () -> Void)? {
+            while true {
+                ready.wait()
+                let taken: (@Sendable () -> Void)?? = list.withLock { $0.isEmpty ? .none : .some($0.removeFirst()) }
+                if case .some(let job) = taken { return job }
+            }
+        }
+    }
+
+    private let jobs = Jobs()
+
+    init() {
+        let jobs = self.jobs
+        let thread = Thread {
+            while let job = jobs.next() { job() }
+        }
+        thread.name = "inotify-reader"
+        thread.start()
+    }
 
     func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: body()) }
+            jobs.add { continuation.resume(returning: body()) }
         }
     }
+
+    /// Lets the thread finish once the jobs before this call have run.
+    func stop() { jobs.add(nil) }
 }
