@@ -176,7 +176,7 @@ private func watchdog(_ inotify: Inotify, seconds: Int = 10) -> Task<Void, Never
         }
         // Let the loop take one event, so it is waiting in the kernel for the next when we close.
         try folder.write("first.eml")
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(120)
         while seen.value == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(seen.value == 1)
 
@@ -184,7 +184,7 @@ private func watchdog(_ inotify: Inotify, seconds: Int = 10) -> Task<Void, Never
         let ended = await withTaskGroup(of: Int?.self) { group in
             group.addTask { await loop.value }
             group.addTask {
-                try? await Task.sleep(for: .seconds(10))
+                try? await Task.sleep(for: .seconds(120))
                 return nil
             }
             let first = await group.next() ?? nil
