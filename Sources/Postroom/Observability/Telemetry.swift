@@ -32,20 +32,22 @@ public final class Telemetry: Sendable {
 
     public func stage(_ name: String) -> StageMetrics {
         stages.withLock { table in
-            if let existing = table[name] { return existing }
-            let metrics = StageMetrics(registry: registry, pipeline: pipelineName, stage: name)
-            table[name] = metrics
-            return metrics
+            Self.cached(&table, name) { StageMetrics(registry: registry, pipeline: pipelineName, stage: name) }
         }
     }
 
     public func connector(_ name: String) -> ConnectorMetrics {
         connectors.withLock { table in
-            if let existing = table[name] { return existing }
-            let metrics = ConnectorMetrics(registry: registry, pipeline: pipelineName, connector: name)
-            table[name] = metrics
-            return metrics
+            Self.cached(&table, name) { ConnectorMetrics(registry: registry, pipeline: pipelineName, connector: name) }
         }
+    }
+
+    /// The series of one stage or connector, made once and then reused.
+    private static func cached<Metrics>(_ table: inout [String: Metrics], _ name: String, make: () -> Metrics) -> Metrics {
+        if let existing = table[name] { return existing }
+        let metrics = make()
+        table[name] = metrics
+        return metrics
     }
 
     // MARK: Stages (called by the runner)

@@ -210,7 +210,8 @@ public final class DeliveryService: Sendable {
         if let cached { loaded = cached } else {
             loaded = await BlockingPool.shared.run { try? self.store.load(id: id, state: state) } ?? nil
         }
-        guard var (entry, message) = loaded else { return nil }
+        guard let (loadedEntry, message) = loaded else { return nil }
+        var entry = loadedEntry
         let journalKey = PoisonJournal.key(entry: id)
         journal.begin(journalKey)
         defer { journal.end(journalKey) }
@@ -266,7 +267,6 @@ public final class DeliveryService: Sendable {
         } catch {
             journal.failed(journalKey)
             log.error("cannot update queue entry \(id): \(error); it is retried from disk")
-            message = []
             return (state, now.addingTimeInterval(settings.retryFirst.seconds))
         }
     }
