@@ -375,9 +375,6 @@ actor ConnectorQueue {
         for id in due { enqueue(id, state: .deferred, cached: nil) }
     }
 
-    /// Retries everything deferred now (operator `retry --all`).
-    func retryAll() { for id in deferred.keys.sorted() { enqueue(id, state: .deferred, cached: nil) } }
-
     /// Removes an id from the schedule and waits until no worker is delivering it.
     func quiesce(_ id: String) async {
         forget(id)

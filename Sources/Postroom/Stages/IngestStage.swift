@@ -60,6 +60,9 @@ public actor IngestStage {
     private let settings: IngestSettings
     private let context: StageContext
     private let directories: [Directory]
+    /// Per directory: whether it shares the queue's filesystem (claim by rename) or not (claim by copy).
+    /// Learnt when the directory is watched, not for every file.
+    private var claimsByRename: [Bool] = []
     private let readLimit: Int64
     private let signals = BoundedChannel<Signal>(capacity: 8192)
     private let pending = Mutex<[ClaimedFile]>([])
@@ -76,6 +79,7 @@ public actor IngestStage {
         if let pickup = settings.pickup { directories.append(Directory(path: context.spoolPath(pickup), source: .pickup)) }
         if let replay = settings.replay { directories.append(Directory(path: context.spoolPath(replay), source: .replay)) }
         self.directories = directories
+        claimsByRename = Array(repeating: true, count: directories.count)
         let maxSize = context.pipeline.settings(ValidateSettings.self)?.maxMessageSize.bytes ?? ValidateSettings.defaultMaxMessageSize
         readLimit = maxSize
     }
@@ -155,6 +159,7 @@ public actor IngestStage {
         try FileSystem.createDirectory(directory.path)
         let watch = try inotify.addWatch(path: directory.path, mask: [.closeWrite, .movedTo, .create, .deleteSelf, .moveSelf, .onlyDirectory, .dontFollow])
         watches[watch] = index
+        claimsByRename[index] = FileSystem.sameFilesystem(directory.path, context.queue.incoming)
     }
 
     private func scan(_ index: Int, output: BoundedChannel<PipelineItem>) async {
@@ -188,7 +193,8 @@ public actor IngestStage {
         let directory = directories[directoryIndex]
         let queue = context.queue
         let path = directory.path + "/" + name
-        let outcome = await BlockingPool.shared.run { Self.claim(path: path, name: name, directory: directory, queue: queue) }
+        let byRename = claimsByRename[directoryIndex]
+        let outcome = await BlockingPool.shared.run { Self.claim(path: path, name: name, directory: directory, byRename: byRename, queue: queue) }
         switch outcome {
         case .skipped:
             return
@@ -239,7 +245,7 @@ public actor IngestStage {
     }
 
     /// Checks the entry without following it, and claims it when it is a complete regular file.
-    static func claim(path: String, name: String, directory: Directory, queue: QueueStore) -> ClaimOutcome {
+    static func claim(path: String, name: String, directory: Directory, byRename: Bool, queue: QueueStore) -> ClaimOutcome {
         guard let status = FileSystem.status(of: path) else { return .skipped }
         if let problem = hostileKind(status) {
             return rejectInPlace(path: path, name: name, directory: directory.path, reason: problem)
@@ -260,7 +266,7 @@ public actor IngestStage {
         guard opened.inode == status.inode, opened.device == status.device else { return .skipped }
         guard file.isClosedByWriters() else { return .skipped }
         do {
-            if FileSystem.sameFilesystem(directory.path, queue.incoming) {
+            if byRename {
                 return .claimed(try queue.claim(path: path, name: name, source: directory.source))
             }
             return .claimed(try queue.claimByCopy(path: path, name: name, source: directory.source))

@@ -21,7 +21,6 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
     public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT }
     public var isNotFound: Bool { errno == ENOENT }
-    public var isExisting: Bool { errno == EEXIST }
     public var isPermission: Bool { errno == EACCES || errno == EPERM || errno == EROFS }
     /// Errors worth retrying later (space, permissions, missing directories, I/O), as opposed to bugs.
     public var isTransient: Bool { isNoSpace || isPermission || isNotFound || errno == EIO || errno == EMFILE || errno == ENFILE || errno == EAGAIN || errno == EBUSY }
