@@ -14,6 +14,8 @@ public struct TrackingEvent: Codable, Sendable, Equatable {
         case receive = "RECEIVE", submit = "SUBMIT", badmail = "BADMAIL", resolve = "RESOLVE", expand = "EXPAND"
         case route = "ROUTE", `defer` = "DEFER", deliver = "DELIVER", drop = "DROP", transfer = "TRANSFER"
         case fail = "FAIL", dsn = "DSN", poison = "POISON"
+        /// Handed to another SMTP server (Exchange's SEND event).
+        case send = "SEND"
         /// Operator actions (`postroom queue hold/release/remove/retry`).
         case hold = "HOLD", release = "RELEASE", remove = "REMOVE", retry = "RETRY"
     }

@@ -82,6 +82,8 @@ public enum ConnectorType: String, Sendable, Codable, CaseIterable {
     case foreign
     /// A command run per recipient with the message on standard input (a delivery agent).
     case agent
+    /// SMTP to smart hosts (Exchange: a Send connector routed through smart hosts).
+    case smtp
 }
 
 /// One entry of `connectors`.
@@ -110,9 +112,13 @@ public struct ConnectorConfiguration: Sendable, Decodable {
     public var maxMessageSize: ByteSize?
     /// Foreign: one drop file per recipient instead of one per message (a fax gateway sends one fax per number).
     public var filePerRecipient: Bool
+    /// smtp: smart hosts, EHLO name, timeouts, connection reuse (nil for the other types).
+    public var smtp: SMTPSettings?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, type, domains, addressSpaces, path, dropDirectory, quota, quotaFiles, command, timeout, concurrency, maxMessageSize, filePerRecipient
+        // smtp (SMTPSettings.Keys)
+        case smartHosts, smartHostOrder, heloName, timeouts, idleTimeout, hostBackoff, hostBackoffMax
     }
 
     public init(from decoder: any Decoder) throws {
@@ -124,7 +130,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
         }
         let typeName = try container.decode(String.self, forKey: .type)
         guard let type = ConnectorType(rawValue: typeName) else {
-            throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown connector type '\(typeName)' (known: maildir, foreign, agent)")
+            throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown connector type '\(typeName)' (known: maildir, foreign, agent, smtp)")
         }
         self.type = type
         domains = try container.decodeIfPresent([String].self, forKey: .domains) ?? []
@@ -138,6 +144,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
         concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 8
         maxMessageSize = try container.decodeIfPresent(ByteSize.self, forKey: .maxMessageSize)
         filePerRecipient = try container.decodeIfPresent(Bool.self, forKey: .filePerRecipient) ?? false
+        smtp = try SMTPSettings.decode(from: decoder, isSMTP: type == .smtp)
         switch type {
         case .maildir where path == nil:
             throw DecodingError.keyNotFound(CodingKeys.path, .init(codingPath: decoder.codingPath, debugDescription: "a maildir connector needs path"))
