@@ -226,6 +226,10 @@ final class SMTPSession: @unchecked Sendable {
                 // One write, then the replies in order: MAIL, each RCPT, DATA (RFC 2920 §3.1).
                 try send(([mail] + rcpts + ["DATA"]).map { $0 + "\r\n" }.joined(), stage: "MAIL FROM")
                 mailReply = try reader.reply(timeout: timeouts.mail, stage: "MAIL FROM")
+                if mailReply.code == 421 {
+                    connection.close()
+                    return all(.deferred(quoted(mailReply, "MAIL FROM")), reusable: false, anotherHost: true)
+                }
                 for index in 0..<count {
                     let reply = try reader.reply(timeout: timeouts.rcpt, stage: "RCPT TO")
                     if reply.code == 421 { connection.close(); return all(.deferred(quoted(reply, "RCPT TO")), reusable: false, anotherHost: true) }
@@ -269,9 +273,12 @@ final class SMTPSession: @unchecked Sendable {
             do {
                 try connection.write(transaction.data, timeout: max(timeouts.block, Double(transaction.data.count) / 65536 * timeouts.block))
             } catch {
-                // The dot may not have gone: nothing is final, and another host may take it.
+                // The dot has not gone: nothing is final, and another host may take it.
                 connection.close()
-                return all(.deferred("\(SMTPError.network(error, stage: "the end of DATA")) — lost while sending the message to \(host)"), reusable: false, anotherHost: true)
+                let reason = "\(SMTPError.network(error, stage: "the end of DATA")) — talking to \(host)"
+                let anyFinal = results.contains { $0 != nil }
+                return SMTPTransactionOutcome(results: results.map { $0 ?? .deferred(reason) }, reusable: false,
+                                              tryAnotherHost: !anyFinal, dsnPassedOn: false)
             }
             let endReply = try reader.reply(timeout: timeouts.dataEnd, stage: "the end of DATA")
             for index in accepted { results[index] = result(endReply, stage: "the end of DATA") }
@@ -279,20 +286,14 @@ final class SMTPSession: @unchecked Sendable {
             return SMTPTransactionOutcome(results: results.map { $0! }, reusable: endReply.code != 421, tryAnotherHost: false, dsnPassedOn: dsn)
         } catch {
             // Network failure or garbage before the final reply. Recipients a server already
-            // refused stay refused; everything else waits for the next attempt. After the dot
-            // was sent the server may have the message: deferring risks a duplicate, never a loss.
+            // refused stay refused; the others go to the next host now or wait for the next
+            // attempt. After the dot was sent the server may have the message: sending it
+            // again risks a duplicate, never a loss (and it is the same risk now or later).
             connection.close()
             let reason = "\(error) — talking to \(host)"
             let anyFinal = results.contains { $0 != nil }
             return SMTPTransactionOutcome(results: results.map { $0 ?? .deferred(reason) }, reusable: false,
-                                          tryAnotherHost: !anyFinal && !dataSent(error), dsnPassedOn: false)
-        }
-    }
-
-    /// True when the error came after the message was sent (waiting for the final reply).
-    private func dataSent(_ error: SMTPError) -> Bool {
-        switch error {
-        case .network(_, let stage), .garbage(_, let stage): return stage == "the end of DATA"
+                                          tryAnotherHost: !anyFinal, dsnPassedOn: false)
         }
     }
 
