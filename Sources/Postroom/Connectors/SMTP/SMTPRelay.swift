@@ -121,7 +121,9 @@ final class SMTPRelay: Sendable {
     /// The most recently used idle connection that still works (checked and reset), or nil.
     private func takeIdle(_ index: Int) -> SMTPSession? {
         while let session = state.withLock({ $0.hosts[index].idle.popLast() }) {
-            if ContinuousClock.now - session.idleSince < .milliseconds(Int(settings.idleTimeout * 1000)), session.reset() {
+            let now = ContinuousClock.now
+            if now - session.idleSince < .milliseconds(Int(settings.idleTimeout * 1000)),
+               now - session.opened < SMTPSession.reuseTimeLimit, session.reset() {
                 return session
             }
             session.connection.close()
@@ -131,7 +133,8 @@ final class SMTPRelay: Sendable {
 
     private func putIdle(_ index: Int, _ session: SMTPSession) {
         session.idleSince = .now
-        let kept = state.withLock { state -> Bool in
+        let young = ContinuousClock.now - session.opened < SMTPSession.reuseTimeLimit
+        let kept = young && state.withLock { state -> Bool in
             guard state.hosts[index].idle.count < maxIdlePerHost else { return false }
             state.hosts[index].idle.append(session)
             return true

@@ -85,8 +85,12 @@ final class SMTPSession: @unchecked Sendable {
     private let reader: SMTPReplyReader
     /// Transactions completed on this session.
     var transactions = 0
-    /// When the session last finished a transaction (monotonic seconds), for idle closing.
+    /// When the session last finished a transaction, for idle closing.
     var idleSince = ContinuousClock.now
+    /// When it was opened: a connection is not reused after ``reuseTimeLimit`` (Postfix's
+    /// smtp_connection_reuse_time_limit), so a relay's reloaded settings reach a busy sender.
+    let opened = ContinuousClock.now
+    static let reuseTimeLimit: Duration = .seconds(300)
 
     private init(connection: TCPConnection, hostName: String, timeouts: SMTPTimeouts) {
         self.connection = connection
