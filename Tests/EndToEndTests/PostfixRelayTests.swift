@@ -123,3 +123,41 @@ struct PostfixRelayTests {
         for instance in instances { #expect(try await instance.stop() == 0) }
     }
 }
+
+/// contrib/postfix (b): Postfix returns mail for Postroom's domains through a pipe transport
+/// running `postroom submit` into replay. Here, a bounce Postfix generates itself.
+@Suite(.serialized, .enabled(if: PostfixInstance.isAvailable, "Postfix is not installed or not runnable (needs root); apt-get install -y postfix"))
+struct PostfixPipeBackTests {
+    @Test func postfixBouncesComeBackThroughPostroomSubmit() async throws {
+        let harness = try Harness()
+        let postfix = try PostfixInstance(
+            extraMain: "relay_domains = example.com\ntransport_maps = texthash:TRANSPORT\npostroom_destination_recipient_limit = 50",
+            extraMaster: "postroom unix - n n - - pipe\n  null_sender= user=nobody argv=\(Harness.binary) submit --spool \(harness.spool) -f <${sender}> -- ${recipient}\n"
+                + "gone unix - n n - - pipe\n  user=nobody argv=GONE")
+        // gone@sink.test is accepted over SMTP, then fails at delivery (EX_NOUSER): Postfix bounces it.
+        try postfix.write("gone.sh", "#!/bin/sh\necho 'mailbox gone'\nexit 67\n")
+        chmod(postfix.root + "/gone.sh", 0o755)
+        let masterCF = try String(contentsOfFile: postfix.root + "/master.cf", encoding: .utf8)
+        try postfix.write("master.cf", masterCF.replacingOccurrences(of: "GONE", with: postfix.root + "/gone.sh"))
+        try postfix.write("transport", "gone@sink.test gone:\nexample.com postroom:\n")
+        let mainCF = try String(contentsOfFile: postfix.root + "/main.cf", encoding: .utf8)
+        try postfix.write("main.cf", mainCF.replacingOccurrences(of: "TRANSPORT", with: postfix.root + "/transport"))
+        try await postfix.start()
+        try harness.usePipelineSendingTo([postfix.smartHost])
+        try await harness.start()
+        // The pipe runs as nobody: it must be able to write into replay/.
+        chmod(harness.replay, 0o777)
+
+        try harness.dropOutbound(token: "pf-back", to: ["gone@sink.test"])
+        let inbox = { harness.files(under: "mailboxes/alice").filter { $0.contains("/new/") } }
+        try await waitUntil("Postfix's bounce in alice's Maildir", timeout: 60) { !inbox().isEmpty }
+        let bounce = try String(contentsOfFile: harness.spool + "/" + inbox()[0], encoding: .utf8)
+        #expect(bounce.contains("Return-Path: <>"), "a bounce keeps its null sender")
+        #expect(bounce.contains("mailbox gone"))
+        #expect(bounce.contains("X-Token: pf-back"))
+        #expect(harness.trackingLines("RECEIVE").contains { $0.contains("\"source\":\"REPLAY\"") && $0.contains("submit-") }, "\(harness.trackingLines("RECEIVE"))")
+        try await waitUntil("Postroom's queue to empty", timeout: 30) { harness.queuedFiles().isEmpty }
+        #expect(inbox().count == 1, "no report about a report")
+        #expect(try await harness.stop() == 0)
+    }
+}
