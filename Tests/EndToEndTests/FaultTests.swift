@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Testing
 
 /// A fixed-seed generator, so a failing fault schedule can be replayed.

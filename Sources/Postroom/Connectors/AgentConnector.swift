@@ -1,7 +1,5 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import PostroomSystem
 
 /// Delivers by running a command once per recipient with the message on standard input
 /// (a delivery agent, as Postfix's pipe(8)).
@@ -87,7 +85,7 @@ public struct AgentConnector: Connector {
         case .success(let outcome):
             return Self.result(of: outcome, timeout: timeout)
         case .failure(let error):
-            return .deferred("cannot start agent \(executable): \(String(cString: strerror(error.errno)))")
+            return .deferred("cannot start agent \(executable): \(error.reason)")
         }
     }
 
@@ -187,7 +185,7 @@ public struct AgentConnector: Connector {
     static func executableProblem(_ path: String) -> String? {
         guard let status = FileSystem.status(of: path, followLinks: true) else { return "does not exist" }
         guard status.kind == .regular else { return "is not a regular file" }
-        guard access(path, X_OK) == 0 else { return "is not executable" }
+        guard FileSystem.isExecutable(path) else { return "is not executable" }
         return nil
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// What happened to one recipient in one delivery attempt.
 public enum DeliveryResult: Sendable, Equatable {

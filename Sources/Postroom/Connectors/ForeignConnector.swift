@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// Hands messages to a foreign system as files in its drop directory (Exchange's foreign connector).
@@ -44,7 +45,7 @@ public struct ForeignConnector: Connector {
             Result { () throws(SystemError) -> Bool in
                 if FileSystem.exists(path) { return false }
                 guard FileSystem.status(of: directory, followLinks: true)?.kind == .directory else {
-                    throw SystemError(operation: "drop directory", path: directory, errno: ENOENT)
+                    throw SystemError.notFound(operation: "drop directory", path: directory)
                 }
                 if quota != nil || quotaFiles != nil {
                     func isFull(_ usage: (bytes: Int64, files: Int)) -> Bool {
@@ -53,7 +54,7 @@ public struct ForeignConnector: Connector {
                         return false
                     }
                     if try isFull(usageCache.current(of: directory)), try isFull(usageCache.current(of: directory, fresh: true)) {
-                        throw SystemError(operation: "quota", path: directory, errno: EDQUOT)
+                        throw SystemError.overQuota(operation: "quota", path: directory)
                     }
                 }
                 try FileSystem.writeAtomically(bytes, to: path, mode: 0o644)
@@ -69,7 +70,7 @@ public struct ForeignConnector: Connector {
             }
             result = .delivered
         case .failure(let error):
-            if error.errno == EDQUOT {
+            if error.isOverQuota {
                 result = .deferred("drop directory \(directory) is over its quota; waiting for the consumer to take files")
             } else if error.isNotFound {
                 result = .deferred("drop directory \(directory) is missing; create it (Postroom creates it at start-up)")

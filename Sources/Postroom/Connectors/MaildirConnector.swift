@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// Delivers into Maildir folders: `tmp/` → fsync → rename into `new/` → fsync `new/`.
 ///
@@ -62,7 +63,7 @@ public struct MaildirConnector: Connector {
                 for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
                 if let quota {
                     let used = try FileSystem.usage(of: folder + "/new").bytes + FileSystem.usage(of: folder + "/cur").bytes
-                    if used + Int64(message.count) > quota { throw SystemError(operation: "quota", path: folder, errno: EDQUOT) }
+                    if used + Int64(message.count) > quota { throw SystemError.overQuota(operation: "quota", path: folder) }
                 }
                 let temporary = folder + "/tmp/" + name
                 let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
@@ -81,7 +82,7 @@ public struct MaildirConnector: Connector {
             return .delivered
         case .failure(let error):
             try? FileSystem.removeFileIfPresent(folder + "/tmp/" + name)
-            if error.errno == EDQUOT { return .deferred("mailbox \(user) is over its quota") }
+            if error.isOverQuota { return .deferred("mailbox \(user) is over its quota") }
             return error.isTransient ? .deferred("\(error)") : .failed(status: "5.2.0", diagnostic: "\(error)")
         }
     }

@@ -1,3 +1,4 @@
+import PostroomSystem
 import Dispatch
 
 /// Writes the registry's exposition to a file (`metrics.prom`) atomically, once or periodically.
@@ -22,7 +23,7 @@ public final class MetricsFileWriter: Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             queue.async { [registry, path] in
                 do {
-                    try ObsSyscall.writeAtomically(Array(registry.exposition().utf8), to: path)
+                    try FileSystem.writeDurably(Array(registry.exposition().utf8), to: path, mode: 0o644)
                     continuation.resume()
                 } catch {
                     continuation.resume(throwing: error)

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// Everything a running pipeline reports: stage-level metrics, connector metrics and the

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 
 /// One line of the message tracking log (`tracking.log`): something that happened to a message.
@@ -144,20 +141,21 @@ public struct TrackingEvent: Codable, Sendable, Equatable {
     }
 }
 
-/// `yyyy-MM-ddTHH:mm:ss.SSSZ` in UTC, done with `gmtime_r`/`timegm` so it needs no shared formatter.
+/// `yyyy-MM-ddTHH:mm:ss.SSSZ` in UTC, done with integer calendar arithmetic so it needs no shared formatter.
 enum TrackingTimestamp {
     static func format(_ date: Date) -> String {
         let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        var seconds = time_t(totalMillis >= 0 ? totalMillis / 1000 : (totalMillis - 999) / 1000)
-        let millis = Int(totalMillis - Int64(seconds) * 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
+        let seconds = totalMillis >= 0 ? totalMillis / 1000 : (totalMillis - 999) / 1000
+        let millis = totalMillis - seconds * 1000
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        let (year, month, day) = MessageDate.civilDate(fromDays: days)
+        func pad(_ value: some BinaryInteger, _ width: Int) -> String {
             let s = String(value)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T"
+            + "\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
     }
 
     /// Accepts `yyyy-MM-ddTHH:mm:ss[.fraction]Z`.
@@ -190,14 +188,8 @@ enum TrackingTimestamp {
         } else if u.count != 20 {
             return nil
         }
-        var parts = tm()
-        parts.tm_year = year - 1900
-        parts.tm_mon = month - 1
-        parts.tm_mday = day
-        parts.tm_hour = hour
-        parts.tm_min = minute
-        parts.tm_sec = second
-        let seconds = timegm(&parts)
+        let days = MessageDate.daysFromCivil(year: Int(year), month: Int(month), day: Int(day))
+        let seconds = days * 86_400 + Int64(hour) * 3600 + Int64(minute) * 60 + Int64(second)
         // Round to the millisecond so format(parse(x)) == x.
         return Date(timeIntervalSince1970: (Double(seconds) * 1000 + (fraction * 1000).rounded()) / 1000)
     }

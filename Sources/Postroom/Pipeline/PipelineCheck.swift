@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// `postroom check`: everything that can be known about a pipeline file without running it.
 ///
@@ -11,11 +12,12 @@ public struct PipelineCheck: Sendable {
 
     public var isValid: Bool { errors.isEmpty }
 
-    public static func run(path: String, spoolOverride: String? = nil) -> PipelineCheck {
+    /// Checks the file at `path`, whose stages may be of any kind in `registry`.
+    public static func run(path: String, spoolOverride: String? = nil, registry: StageRegistry = .standard) -> PipelineCheck {
         var check = PipelineCheck()
         let pipeline: PipelineFile
         do {
-            pipeline = try PipelineFile.load(path: path)
+            pipeline = try PipelineFile.load(path: path, registry: registry)
         } catch {
             check.errors.append(error)
             return check
@@ -24,7 +26,7 @@ public struct PipelineCheck: Sendable {
         func fail(_ keyPath: String, _ problem: String) {
             check.errors.append(ConfigError(file: path, line: ConfigFile.lineOf(keyPath: keyPath, in: text), keyPath: keyPath, problem: problem))
         }
-        let spool = Daemon.spoolPath(for: pipeline, override: spoolOverride)
+        let spool = pipeline.spoolPath(override: spoolOverride)
 
         // Stage order.
         if pipeline.stages.first?.kind != "ingest" { fail("stages[0].stage", "the first stage must be ingest") }
@@ -119,7 +121,7 @@ public struct PipelineCheck: Sendable {
     static func stageGraph(_ pipeline: PipelineFile, spool: String) -> String {
         var lines = ["pipeline \(pipeline.name) (spool \(spool))"]
         for (index, stage) in pipeline.stages.enumerated() {
-            let summary = StageRegistry.standard.kind(named: stage.kind)?.summary ?? ""
+            let summary = pipeline.registry.kind(named: stage.kind)?.summary ?? ""
             lines.append("  \(index == 0 ? "  " : "→ ")\(stage.kind.padding(toLength: 11, withPad: " ", startingAt: 0)) \(summary)")
         }
         for connector in pipeline.connectors {

@@ -16,12 +16,24 @@ public struct PipelineFile: Sendable {
     public var shutdownTimeout: ConfigDuration
     /// The file it was read from.
     public var path: String = ""
+    /// The stage kinds its `stages` were decoded with; the runner and `check` build stages from it.
+    public var registry: StageRegistry = .standard
 
     /// Reads and decodes a pipeline file; structural checks are ``PipelineCheck``'s job.
-    public static func load(path: String) throws(ConfigError) -> PipelineFile {
-        var file = try ConfigFile.decode(PipelineFile.self, fromFile: path)
+    /// `registry` names the stage kinds the file may use (a program embedding Postroom adds its own).
+    public static func load(path: String, registry: StageRegistry = .standard) throws(ConfigError) -> PipelineFile {
+        var file = try ConfigFile.decode(PipelineFile.self, fromFile: path, userInfo: [.stageRegistry: registry])
         file.path = path
+        file.registry = registry
         return file
+    }
+
+    /// The spool this pipeline runs on, absolute: `override` (`--spool`), else the file's `spool`,
+    /// else `./spool`, relative to the working directory.
+    public func spoolPath(override: String?) -> String {
+        let chosen = override ?? spool ?? "spool"
+        let absolute = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
+        return URL(fileURLWithPath: absolute).standardizedFileURL.path
     }
 
     /// The folder of the pipeline file, against which configuration references resolve.
@@ -66,8 +78,9 @@ extension StageDeclaration: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: KindKey.self)
         kind = try container.decode(String.self, forKey: .stage)
-        guard let stageKind = StageRegistry.standard.kind(named: kind) else {
-            let known = StageRegistry.standard.kinds.map(\.name).joined(separator: ", ")
+        let registry = decoder.userInfo[.stageRegistry] as? StageRegistry ?? .standard
+        guard let stageKind = registry.kind(named: kind) else {
+            let known = registry.kinds.map(\.name).joined(separator: ", ")
             throw DecodingError.dataCorruptedError(forKey: .stage, in: container, debugDescription: "unknown stage kind '\(kind)' (known: \(known))")
         }
         settings = try stageKind.decodeSettings(decoder)

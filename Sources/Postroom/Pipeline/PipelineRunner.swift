@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// Builds a pipeline from its file and runs it: the ingest source, then each stage actor
@@ -51,7 +52,7 @@ public final class PipelineRunner: Sendable {
         ingestBox.withLock { $0 = ingest }
         var stages: [(String, any MessageStage)] = []
         for (index, declaration) in pipeline.stages.enumerated().dropFirst() {
-            guard let kind = StageRegistry.standard.kind(named: declaration.kind) else { continue }
+            guard let kind = pipeline.registry.kind(named: declaration.kind) else { continue }
             if declaration.settings is IngestSettings {
                 throw ConfigError(file: pipeline.path, keyPath: "stages[\(index)]", problem: "ingest can only be the first stage")
             }
@@ -115,7 +116,7 @@ public final class PipelineRunner: Sendable {
                 let isLast = index == stages.count - 1
                 // A stage that waits on the disk (deliver's fsyncs) gets several workers, so its
                 // waits overlap and the directory fsyncs of concurrent messages are shared.
-                let workers = StageRegistry.standard.kind(named: name)?.workers ?? 1
+                let workers = pipeline.registry.kind(named: name)?.workers ?? 1
                 group.addTask {
                     await withTaskGroup(of: Void.self) { workerGroup in
                         for _ in 0..<workers {
@@ -202,39 +203,6 @@ extension PipelineRunner {
         Task {
             try? await Task.sleep(for: .seconds(transient ? 10 : 2))
             resubmit(claimed)
-        }
-    }
-}
-
-/// Test-only faults, enabled by environment variables that operators never set.
-enum FaultInjection {
-    /// `POSTROOM_TEST_KILL_AT=point:n`: the process kills itself with SIGKILL the n-th time it passes
-    /// `point` (claim, store, rename, remove), to prove crash safety at exactly those instants.
-    static let killPoint: (name: String, count: Int)? = {
-        guard let value = ProcessInfo.processInfo.environment["POSTROOM_TEST_KILL_AT"] else { return nil }
-        let parts = value.split(separator: ":")
-        guard parts.count == 2, let count = Int(parts[1]) else { return nil }
-        return (String(parts[0]), count)
-    }()
-    private static let passes = Mutex<[String: Int]>([:])
-
-    static func checkpoint(_ name: String) {
-        guard let point = killPoint, point.name == name else { return }
-        let reached = passes.withLock { table -> Bool in
-            table[name, default: 0] += 1
-            return table[name] == point.count
-        }
-        if reached { FileSystem.killSelf() }
-    }
-
-    /// `POSTROOM_TEST_CRASH_MARKER`: a message containing this text kills the process in `validate`,
-    /// as a parser bug would; used to prove poison handling.
-    static let crashMarker: [UInt8]? = ProcessInfo.processInfo.environment["POSTROOM_TEST_CRASH_MARKER"].map { Array($0.utf8) }
-
-    static func crashIfMarked(_ bytes: [UInt8], stage: String) {
-        guard let marker = crashMarker, stage == "validate", !marker.isEmpty, bytes.count >= marker.count else { return }
-        for start in 0...(bytes.count - marker.count) where bytes[start] == marker[0] && bytes[start..<start + marker.count].elementsEqual(marker) {
-            fatalError("POSTROOM_TEST_CRASH_MARKER found in a message (test fault injection)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// The delivery side of Postroom: one queue per connector, each with its own workers.
@@ -34,7 +35,7 @@ public final class DeliveryService: Sendable {
 
     private var reportSender: ReportSender {
         get throws {
-            guard let sender = reports.withLock({ $0 }) else { throw SystemError(operation: "report", path: "", errno: EINVAL) }
+            guard let sender = reports.withLock({ $0 }) else { throw SystemError.invalid(operation: "report", path: "") }
             return sender
         }
     }
@@ -83,7 +84,7 @@ public final class DeliveryService: Sendable {
     }
 
     /// The header block of a message (up to the first empty line), attached to reports.
-    static func headerBlock(of message: [UInt8]) -> [UInt8] {
+    public static func headerBlock(of message: [UInt8]) -> [UInt8] {
         var index = 0
         while index < message.count {
             guard let newline = message[index...].firstIndex(of: UInt8(ascii: "\n")) else { break }

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// Remembers which messages were being worked on when the process died, so a message that

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Inotify
 
 /// An operator's change to the queue (Exchange's Suspend-/Resume-/Remove-Message and Retry-Queue; Postfix's postsuper).

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// The state of a queued delivery, which is also the folder it lives in under `queue/`.
@@ -90,6 +91,14 @@ public struct ClaimedFile: Sendable, Equatable {
     /// The producer's file name, so a rejected file can be put back as `<name>.bad`.
     public var originalName: String
     public var path: String
+
+    public init(queueID: String, source: IntakeSource, originalName: String, path: String, recovered: Bool = false) {
+        self.queueID = queueID
+        self.source = source
+        self.originalName = originalName
+        self.path = path
+        self.recovered = recovered
+    }
 }
 
 /// The durable queue under `<spool>/queue/`.
@@ -179,7 +188,7 @@ public final class QueueStore: Sendable {
             }
             let parts = name.split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3, let source = IntakeSource(rawValue: String(parts[1])) else { return nil }
-            return ClaimedFile(recovered: true, queueID: String(parts[0]), source: source, originalName: String(parts[2]), path: incoming + "/" + name)
+            return ClaimedFile(queueID: String(parts[0]), source: source, originalName: String(parts[2]), path: incoming + "/" + name, recovered: true)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// Sends non-delivery and delay reports: builds the RFC 3464 message, writes it durably
 /// into the queue's `incoming/` in replay format and feeds it back into the pipeline, so a

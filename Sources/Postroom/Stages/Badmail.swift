@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// Puts a file that cannot become a message back where the producer left it, as
 /// `<name>.bad`, with a one-line reason in `<name>.bad.reason` (Exchange's badmail, made readable).

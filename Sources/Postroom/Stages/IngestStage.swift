@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Inotify
 import Synchronization
 
@@ -256,7 +257,7 @@ public actor IngestStage {
             file = try OpenFile.open(path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
         } catch {
             if error.isNotFound { return .skipped }
-            if error.errno == ELOOP { return rejectInPlace(path: path, name: name, directory: directory.path, reason: "is a symbolic link; Postroom never follows links in pickup. Copy the message file itself in") }
+            if error.isSymbolicLink { return rejectInPlace(path: path, name: name, directory: directory.path, reason: "is a symbolic link; Postroom never follows links in pickup. Copy the message file itself in") }
             return .failed(error)
         }
         guard let opened = try? file.status() else { return .skipped }

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// Settings of the `validate` stage: the Pickup limits (Exchange's defaults).
 public struct ValidateSettings: StageSettings, Decodable {
@@ -22,7 +23,7 @@ public struct ValidateSettings: StageSettings, Decodable {
         }
     }
 
-    var limits: SubmissionLimits {
+    public var limits: SubmissionLimits {
         SubmissionLimits(maxHeaderSize: Int(maxHeaderSize.bytes), maxRecipients: maxRecipients, maxMessageSize: maxMessageSize.bytes)
     }
 }

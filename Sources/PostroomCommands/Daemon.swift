@@ -1,4 +1,6 @@
 import Foundation
+import Postroom
+import PostroomSystem
 import Synchronization
 
 /// Process exit codes, as the contract fixes them.
@@ -51,13 +53,6 @@ public enum Daemon {
         await publish()
     }
 
-    /// The spool a pipeline runs on: `--spool`, else the file's `spool`, else `./spool`.
-    public static func spoolPath(for pipeline: PipelineFile, override: String?) -> String {
-        let chosen = override ?? pipeline.spool ?? "spool"
-        let absolute = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
-        return URL(fileURLWithPath: absolute).standardizedFileURL.path
-    }
-
     public static func run(pipelinePath: String, spoolOverride: String?, log: Logger) async -> ExitCode {
         let pipeline: PipelineFile
         do {
@@ -66,7 +61,7 @@ public enum Daemon {
             log.error("\(error)")
             return .userError
         }
-        let spool = spoolPath(for: pipeline, override: spoolOverride)
+        let spool = pipeline.spoolPath(override: spoolOverride)
         let lock: ExclusiveLock
         do {
             try FileSystem.createDirectory(spool)

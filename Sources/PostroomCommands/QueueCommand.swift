@@ -1,4 +1,6 @@
 import Foundation
+import Postroom
+import PostroomSystem
 import Inotify
 
 /// `postroom queue list | show ID | retry ID|--all | hold ID | release ID | remove ID [--spool DIR] [--json]`.

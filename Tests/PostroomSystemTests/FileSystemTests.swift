@@ -3,12 +3,12 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import Postroom
+@testable import PostroomSystem
 
-extension Spine {
+enum SystemLayer {
     @Suite struct FileSystemTests {
         @Test func writeAtomicallyReplacesContentAndLeavesNoTemporaryFile() throws {
-            let folder = try Spine.TemporaryFolder("fs")
+            let folder = try TemporaryFolder("fs")
             let path = folder.sub("file")
             try FileSystem.writeAtomically(Array("first version, longer".utf8), to: path)
             try FileSystem.writeAtomically(Array("second".utf8), to: path, mode: 0o600)
@@ -20,7 +20,7 @@ extension Spine {
         }
 
         @Test func writeAtomicallyIntoAMissingFolderThrowsAndLeavesNothing() throws {
-            let folder = try Spine.TemporaryFolder("fs")
+            let folder = try TemporaryFolder("fs")
             do {
                 try FileSystem.writeAtomically(Array("x".utf8), to: folder.sub("missing/file"))
                 Issue.record("wrote into a missing folder")
@@ -32,7 +32,7 @@ extension Spine {
         }
 
         @Test func readFileHonoursTheLimit() throws {
-            let folder = try Spine.TemporaryFolder("fs")
+            let folder = try TemporaryFolder("fs")
             let path = try folder.write("f", "0123456789")
             #expect(try FileSystem.readFile(path, limit: 4) == Array("0123".utf8))
             #expect(try FileSystem.readFile(path).count == 10)
@@ -41,7 +41,7 @@ extension Spine {
 
         @Test(.enabled(if: getuid() == 0, "leases need root or file ownership"))
         func isClosedByWritersSeesAnOpenWriter() throws {
-            let folder = try Spine.TemporaryFolder("fs")
+            let folder = try TemporaryFolder("fs")
             let path = try folder.write("growing.eml", "partial")
             let writer = try #require(FileHandle(forWritingAtPath: path))
             let reader = try OpenFile.open(path, flags: O_RDONLY)
@@ -96,7 +96,7 @@ extension Spine {
 
         @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: python), "needs python3"))
         func exclusiveLockKeepsOtherProcessesOut() throws {
-            let folder = try Spine.TemporaryFolder("fs")
+            let folder = try TemporaryFolder("fs")
             let path = folder.sub("postroom.lock")
             do {
                 let lock = try ExclusiveLock(path: path)
@@ -110,7 +110,7 @@ extension Spine {
 
         @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: python), "needs python3"))
         func aLockHeldByAnotherProcessIsSeenAndRefused() throws {
-            let folder = try Spine.TemporaryFolder("fs")
+            let folder = try TemporaryFolder("fs")
             let path = folder.sub("postroom.lock")
             #expect(ExclusiveLock.isHeld(path: path) == false, "no lock file yet")
             let script = """
@@ -144,7 +144,7 @@ extension Spine {
         }
 
         @Test func usageCountsOnlyRegularFilesDirectlyInside() throws {
-            let folder = try Spine.TemporaryFolder("fs")
+            let folder = try TemporaryFolder("fs")
             try folder.write("a", String(repeating: "x", count: 10))
             try folder.write("b", String(repeating: "y", count: 20))
             try folder.write("sub/c", String(repeating: "z", count: 1000))
@@ -157,7 +157,7 @@ extension Spine {
         }
 
         @Test func sameFilesystem() throws {
-            let folder = try Spine.TemporaryFolder("fs")
+            let folder = try TemporaryFolder("fs")
             try folder.write("sub/file", "x")
             #expect(FileSystem.sameFilesystem(folder.path, folder.sub("sub")))
             #expect(FileSystem.sameFilesystem(folder.sub("sub/file"), folder.path))
@@ -166,7 +166,7 @@ extension Spine {
         }
 
         @Test func createDirectoryMakesParentsAndToleratesExisting() throws {
-            let folder = try Spine.TemporaryFolder("fs")
+            let folder = try TemporaryFolder("fs")
             let deep = folder.sub("a/b/c")
             try FileSystem.createDirectory(deep)
             try FileSystem.createDirectory(deep)

@@ -1,4 +1,6 @@
 import Foundation
+import Postroom
+import PostroomSystem
 
 /// `postroom stats`, `postroom trace` and `postroom explain`.
 public enum OperatorCommands {

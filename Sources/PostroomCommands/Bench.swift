@@ -1,5 +1,6 @@
 import Foundation
-import Glibc
+import Postroom
+import PostroomSystem
 import Inotify
 import Synchronization
 
@@ -147,119 +148,6 @@ struct BenchFailure: Error, CustomStringConvertible {
     var exitCode: ExitCode = .temporaryFailure
 }
 
-/// One message prepared for the run: where it waits, and what identifies its delivered copies.
-struct StagedMessage: Sendable {
-    let staged: String
-    let name: String
-    let messageID: String
-    let copies: Int
-}
-
-/// One copy seen arriving in a Maildir `new/` folder.
-struct SeenDelivery: Sendable {
-    let folder: String
-    let name: String
-    let at: ContinuousClock.Instant
-}
-
-/// Collects delivered copies as inotify reports them, for the waiting bench and the final tally.
-final class DeliveryWatcher: Sendable {
-    private struct State {
-        var seen: [SeenDelivery] = []
-        var names: Set<String> = []
-        var overflows = 0
-    }
-
-    private let state = Mutex(State())
-    private let inotify: Inotify
-    private let folders: [Inotify.Watch: String]
-
-    /// Watches each folder for renames into it; the folders must exist.
-    init(folders paths: [String]) throws {
-        inotify = try Inotify()
-        var folders: [Inotify.Watch: String] = [:]
-        for path in paths { folders[try inotify.addWatch(path: path, mask: [.movedTo, .onlyDirectory])] = path }
-        self.folders = folders
-    }
-
-    var count: Int { state.withLock { $0.seen.count } }
-    var overflows: Int { state.withLock { $0.overflows } }
-    var deliveries: [SeenDelivery] { state.withLock { $0.seen } }
-
-    /// Reads events until ``close()``. The instant is taken as the event is read, so a copy's
-    /// time is at most the bench's own event-reading delay after its rename.
-    func watch() async {
-        for await event in inotify.events() {
-            let now = ContinuousClock.now
-            if event.isQueueOverflow {
-                // Events were lost: take whatever is in the folders now, at the current instant.
-                state.withLock { $0.overflows += 1 }
-                for folder in folders.values {
-                    for name in (try? FileSystem.contents(of: folder)) ?? [] { record(folder: folder, name: name, at: now) }
-                }
-            } else if let name = event.name, let folder = folders[event.watch] {
-                record(folder: folder, name: name, at: now)
-            }
-        }
-    }
-
-    private func record(folder: String, name: String, at instant: ContinuousClock.Instant) {
-        state.withLock { state in
-            if state.names.insert(folder + "/" + name).inserted {
-                state.seen.append(SeenDelivery(folder: folder, name: name, at: instant))
-            }
-        }
-    }
-
-    func close() { inotify.close() }
-}
-
-/// The daemon under test, started with `posix_spawn` so the bench can read its resource usage.
-struct ChildDaemon {
-    let pid: pid_t
-    let started: ContinuousClock.Instant
-
-    static func spawn(executable: String, arguments: [String], log: String) throws(BenchFailure) -> ChildDaemon {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let started = ContinuousClock.now
-        let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        guard result == 0 else {
-            throw BenchFailure(description: "cannot start \(executable): \(String(cString: strerror(result)))")
-        }
-        return ChildDaemon(pid: pid, started: started)
-    }
-
-    /// Exit status when the child has ended, without waiting; the child is reaped.
-    func exitedEarly() -> Int32? {
-        var status: Int32 = 0
-        return waitpid(pid, &status, WNOHANG) == pid ? status : nil
-    }
-
-    /// Sends SIGTERM (the daemon finishes in-flight work) and reaps the child.
-    /// Returns its wait status and its peak resident set in bytes.
-    func stop(timeout: Duration = .seconds(60)) async -> (status: Int32, peakRSS: Int) {
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + timeout
-        var status: Int32 = 0
-        var usage = rusage()
-        while true {
-            let reaped = wait4(pid, &status, WNOHANG, &usage)
-            if reaped == pid || reaped < 0 { break }
-            if ContinuousClock.now > deadline { kill(pid, SIGKILL) }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        // ru_maxrss is in kilobytes on Linux.
-        return (status, Int(usage.ru_maxrss) * 1024)
-    }
-}
-
 /// One execution of `postroom bench`.
 struct BenchRun {
     let options: Bench.Options
@@ -380,15 +268,15 @@ struct BenchRun {
 
     func makeWorkDirectory() throws -> String {
         let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        var template = Array((base + "/postroom-bench.XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw BenchFailure(description: "cannot create a temporary directory in \(base): \(String(cString: strerror(errno)))")
+        do {
+            return try FileSystem.makeTemporaryDirectory(in: base, prefix: "postroom-bench")
+        } catch {
+            throw BenchFailure(description: "cannot create a temporary directory: \(error)")
         }
-        return String(cString: made)
     }
 
     func stageProbe(staging: String, domain: String) throws -> StagedMessage {
-        let id = "<bench-probe.\(getpid())@postroom.bench>"
+        let id = "<bench-probe.\(FileSystem.processID)@postroom.bench>"
         let bytes = MessageGenerator.message(index: -1, messageID: id, recipients: [options.users[0] + "@" + domain], size: 1024)
         let path = staging + "/bench-probe.eml"
         try FileSystem.writeAtomically(bytes, to: path, sync: false)
@@ -414,7 +302,7 @@ struct BenchRun {
             return staged
         }
         let recipients = options.users.prefix(options.recipients).map { $0 + "@" + domain }
-        let tag = "\(getpid()).\(Int(Date().timeIntervalSince1970))"
+        let tag = "\(FileSystem.processID).\(Int(Date().timeIntervalSince1970))"
         for index in 0..<options.messages {
             let id = "<bench.\(index).\(tag)@postroom.bench>"
             let name = String(format: "msg-%07d.eml", index)
@@ -526,62 +414,5 @@ struct BenchRun {
         if let first = report.firstDelivery { result += " first_delivery_s=\(number(first, 3))" }
         lines.append(result)
         return lines.joined(separator: "\n")
-    }
-}
-
-/// Deterministic test messages, and the two header facts the bench reads back.
-enum MessageGenerator {
-    static let words = ("transport connector pickup replay queue deliver fax gateway mailbox route "
-        + "categorize validate ingest message header body report invoice order status").split(separator: " ").map(String.init)
-
-    /// A plain-text message of about `size` bytes with CRLF line ends, like `genmail.py`'s.
-    static func message(index: Int, messageID: String, recipients: [String], size: Int) -> [UInt8] {
-        var text = "From: Sender \(index) <sender\(abs(index) % 97)@source.test>\r\n"
-        text += "To: \(recipients.joined(separator: ", "))\r\n"
-        text += "Subject: benchmark message \(index)\r\n"
-        text += "Date: \(MessageDate.format(Date()))\r\n"
-        text += "Message-ID: \(messageID)\r\n"
-        text += "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
-        // A small linear congruential generator: the same index always gives the same body.
-        var state = UInt64(bitPattern: Int64(index)) &* 6364136223846793005 &+ 1442695040888963407
-        while text.utf8.count < size {
-            var line: [String] = []
-            for _ in 0..<8 {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                line.append(words[Int((state >> 33) % UInt64(words.count))])
-            }
-            text += line.joined(separator: " ") + "\r\n"
-        }
-        return Array(text.utf8)
-    }
-
-    /// The Message-ID and the number of To/Cc addresses of a message's header.
-    static func header(of bytes: [UInt8]) -> (messageID: String?, recipients: Int) {
-        var end = bytes.count
-        if let blank = bytes.firstRange(of: [13, 10, 13, 10]) ?? bytes.firstRange(of: [10, 10]) { end = blank.lowerBound }
-        let text = String(decoding: bytes[..<end], as: UTF8.self)
-        // Unfold continuation lines first, so a folded To: counts every address.
-        var fields: [String] = []
-        for line in text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
-            let line = String(line).trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
-            if let start = line.first, start == " " || start == "\t", !fields.isEmpty {
-                fields[fields.count - 1] += " " + line.trimmingCharacters(in: .whitespaces)
-            } else {
-                fields.append(line)
-            }
-        }
-        var messageID: String?
-        var recipients = 0
-        for field in fields {
-            guard let colon = field.firstIndex(of: ":") else { continue }
-            let name = field[..<colon].lowercased().trimmingCharacters(in: .whitespaces)
-            let value = field[field.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            if name == "message-id", messageID == nil {
-                messageID = value
-            } else if name == "to" || name == "cc" {
-                recipients += value.split(separator: ",").filter { $0.contains("@") }.count
-            }
-        }
-        return (messageID, recipients)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// One-line log messages on standard error, with a level, for humans and journald.
 ///

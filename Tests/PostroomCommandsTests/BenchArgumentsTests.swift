@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Postroom
+@testable import PostroomCommands
 
 // Parsing and header reading only: bench figures depend on the machine, so nothing here is timed.
 @Suite("postroom bench arguments")

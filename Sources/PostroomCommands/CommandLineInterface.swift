@@ -1,4 +1,5 @@
 import Foundation
+import Postroom
 
 /// The `postroom` command: dispatches to the verbs of the contract.
 public enum CommandLineInterface {
