@@ -110,6 +110,7 @@ public final class OpenFile {
     }
 
     public func sync() throws(SystemError) {
+        if FileSystem.skipsSyncForTests { return }
         guard retrying({ fsync(descriptor) }) == 0 else { throw SystemError(operation: "fsync", path: path, errno: errno) }
     }
 
@@ -145,6 +146,11 @@ func retrying<T: BinaryInteger>(_ call: () -> T) -> T {
 /// Glibc stays inside this file and ``OpenFile``; the rest of the code speaks in paths,
 /// bytes and ``SystemError``s.
 public enum FileSystem {
+    /// `POSTROOM_TEST_SKIP_FSYNC=1` (tests only; never set it in production): every ``OpenFile/sync()``
+    /// returns at once without calling fsync. The power-loss suite uses it as a negative control:
+    /// with it, a power cut must lose or corrupt mail, proving the suite can see that.
+    public static let skipsSyncForTests = ProcessInfo.processInfo.environment["POSTROOM_TEST_SKIP_FSYNC"] == "1"
+
     public static func status(of path: String, followLinks: Bool = false) -> FileStatus? {
         var raw = stat()
         let result = followLinks ? stat(path, &raw) : lstat(path, &raw)
