@@ -194,8 +194,8 @@ extension QueueStore {
     /// The header fields of a file (names lower-cased, folded lines joined), for display only.
     static func headerFields(_ bytes: [UInt8]) -> [(name: String, value: String)] {
         var fields: [(name: String, value: String)] = []
-        for raw in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+        // "\r\n" is one Character in Swift, so lines are split on any newline character.
+        for line in String(decoding: bytes, as: UTF8.self).split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             if line.isEmpty { break }
             if line.first == " " || line.first == "\t" {
                 if !fields.isEmpty { fields[fields.count - 1].value += " " + line.trimmingCharacters(in: .whitespaces) }
