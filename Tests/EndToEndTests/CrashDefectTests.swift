@@ -20,7 +20,7 @@ import Testing
         harness.process = nil
         #expect(Self.outboundReports(harness).isEmpty, "the report waits in incoming/ when the daemon dies")
         try await harness.start()
-        try await waitUntil("the delivery and the report", timeout: 30) { harness.census()["once"] == ["mailbox:alice": 1, "drop:outbound": 1] }
+        try await waitUntil("the delivery and the report", timeout: 30) { harness.census()["once"]?.count == 2 }
         try await waitUntil("the queue to empty", timeout: 30) { harness.queuedFiles().isEmpty }
         #expect(harness.census()["once"] == ["mailbox:alice": 1, "drop:outbound": 1])
         #expect(Self.outboundReports(harness).count == 1)

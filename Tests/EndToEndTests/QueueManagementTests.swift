@@ -98,8 +98,10 @@ import Testing
         try await harness.start(environment: crash)
         try harness.drop(Mail.message(0, token: "healthy"), named: "healthy.eml")
         try await waitUntil("the healthy message", timeout: 30) { harness.census()["healthy"] != nil }
-        #expect(harness.queued("poison").count == 1)
+        // The parked file, and its one-line reason beside it.
+        #expect(harness.queued("poison").count == 2)
         #expect(harness.queued("poison").first?.hasSuffix("poison.eml") == true)
+        #expect(harness.queued("poison").last?.hasSuffix("poison.eml.reason") == true)
         #expect(harness.log.contains("parked as poison"))
         #expect(!harness.trackingLines("POISON").isEmpty)
         // The parked claimed file is a queue item like any other: listed, shown and released with its reason.
