@@ -1,3 +1,4 @@
+import Postroom
 /// The words of a command line split into positional arguments, flags and options.
 ///
 /// Options take a value (`--spool DIR` or `--spool=DIR`); flags do not. An unknown

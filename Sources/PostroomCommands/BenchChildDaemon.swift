@@ -1,3 +1,4 @@
+import Postroom
 import PostroomSystem
 
 /// The daemon under test, a child process so the bench can read its resource usage.

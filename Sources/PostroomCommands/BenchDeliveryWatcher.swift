@@ -1,3 +1,4 @@
+import Postroom
 import Inotify
 import PostroomSystem
 import Synchronization

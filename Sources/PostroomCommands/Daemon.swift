@@ -129,7 +129,8 @@ public enum Daemon {
                 log.error("\(error)")
                 return .userError
             }
-            let control = QueueControl(administration: QueueAdministration(store: runner.context.queue, delivery: runner.delivery, telemetry: telemetry), log: log)
+            let control = QueueControl(administration: QueueAdministration(store: runner.context.queue, delivery: runner.delivery, telemetry: telemetry,
+                                                                           resubmit: runner.context.resubmit), log: log)
             let controlTask = Task { await control.run() }
             let metricsTask = Task { [current] in await publishMetrics(pipeline: current, spool: spool, runner: runner, log: log) }
             await lifecycle.attach(runner)

@@ -60,13 +60,16 @@ public enum QueueCommand {
     }
 
     static func list(_ store: QueueStore, json: Bool) -> ExitCode {
-        let entries = store.entries()
+        let scan = store.scan()
+        let entries = scan.entries
+        let damaged = scan.damaged.map(\.path) + store.quarantinedFiles().map { store.damagedFolder + "/" + $0 }
         if json {
-            let rows = entries.map { QueueListing(stored: $0) }
+            let rows = entries.map { QueueListing(stored: $0) } + scan.parked.map { QueueListing(parked: $0) }
             print(String(decoding: (try? encoder.encode(rows)) ?? Data(), as: UTF8.self))
             return .ok
         }
-        if entries.isEmpty {
+        defer { printDamaged(damaged) }
+        if entries.isEmpty && scan.parked.isEmpty {
             print("Mail queue is empty")
             return .ok
         }
@@ -83,21 +86,29 @@ public enum QueueCommand {
             print(line)
             if let error = entry.lastError { print(String(repeating: " ", count: 19) + "(\(error))") }
         }
-        let counts = Dictionary(grouping: entries, by: \.state).mapValues(\.count)
-        print("-- \(entries.count) entr\(entries.count == 1 ? "y" : "ies"): " + QueueState.allCases.compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }.joined(separator: ", "))
+        for parked in scan.parked { printListLine(parked, now: now) }
+        var counts = Dictionary(grouping: entries, by: \.state).mapValues(\.count)
+        if !scan.parked.isEmpty { counts[.poison, default: 0] += scan.parked.count }
+        let total = entries.count + scan.parked.count
+        print("-- \(total) entr\(total == 1 ? "y" : "ies"): " + QueueState.allCases.compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }.joined(separator: ", ")
+              + (scan.parked.isEmpty ? "" : " (\(scan.parked.count) of them claimed files parked before routing)"))
         return .ok
     }
 
     static func show(_ store: QueueStore, id: String, json: Bool) -> ExitCode {
-        let matches = QueueAdministration.matching(id, in: store.entries())
-        guard !matches.isEmpty else {
+        let scan = store.scan()
+        let matches = QueueAdministration.matching(id, in: scan.entries)
+        let parked = QueueAdministration.matching(id, in: scan.parked)
+        guard !matches.isEmpty || !parked.isEmpty else {
             printError("postroom queue show: no queued message matches \(id)")
             return .userError
         }
         if json {
-            print(String(decoding: (try? encoder.encode(matches.map(QueueListing.init))) ?? Data(), as: UTF8.self))
+            let rows = matches.map { QueueListing(stored: $0) } + parked.map { QueueListing(parked: $0) }
+            print(String(decoding: (try? encoder.encode(rows)) ?? Data(), as: UTF8.self))
             return .ok
         }
+        for file in parked { printDetails(file) }
         for stored in matches {
             let entry = stored.entry
             print("""
@@ -211,6 +222,8 @@ struct QueueListing: Codable {
     var attempts: Int
     var nextAttempt: Date?
     var lastError: String?
+    /// `entry`, or `claimed` for a claimed file parked as poison before it was routed (no connector yet).
+    var kind = "entry"
 
     init(stored: StoredEntry) {
         let entry = stored.entry

@@ -37,6 +37,11 @@ public struct FileStatus: Sendable, Equatable {
 /// Glibc stays inside this file and ``OpenFile``; the rest of the code speaks in paths,
 /// bytes and ``SystemError``s.
 public enum FileSystem {
+    /// `POSTROOM_TEST_SKIP_FSYNC=1` (tests only; never set it in production): every ``OpenFile/sync()``
+    /// returns at once without calling fsync. The power-loss suite uses it as a negative control:
+    /// with it, a power cut must lose or corrupt mail, proving the suite can see that.
+    public static let skipsSyncForTests = ProcessInfo.processInfo.environment["POSTROOM_TEST_SKIP_FSYNC"] == "1"
+
     public static func status(of path: String, followLinks: Bool = false) -> FileStatus? {
         var raw = stat()
         let result = followLinks ? stat(path, &raw) : lstat(path, &raw)

@@ -62,6 +62,7 @@ public final class OpenFile {
     }
 
     public func sync() throws(SystemError) {
+        if FileSystem.skipsSyncForTests { return }
         guard retrying({ fsync(descriptor) }) == 0 else { throw SystemError(operation: "fsync", path: path, errno: errno) }
     }
 

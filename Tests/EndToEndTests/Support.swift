@@ -264,13 +264,19 @@ enum Mail {
         }
     }
 
-    static func message(_ index: Int, token: String) -> String {
-        let recipients = plan(index).to.joined(separator: ", ")
+    /// With `reported`, one more recipient nobody knows: a report (5.1.1) to the sender lands in
+    /// `drop/outbound`, and it carries the original header, so the census counts it under the token.
+    static func message(_ index: Int, token: String, reported: Bool = false) -> String {
+        let recipients = (plan(index).to + (reported ? ["nobody\(index)@example.com"] : [])).joined(separator: ", ")
         return "From: Sender \(index) <sender\(index)@elsewhere.org>\r\nTo: \(recipients)\r\nSubject: message \(index)\r\nX-Token: \(token)\r\n\r\nBody of message \(index).\r\n"
     }
 
     /// The census a run of messages `range` must produce, exactly.
-    static func expectedCensus(_ range: Range<Int>, prefix: String) -> [String: [String: Int]] {
-        Dictionary(uniqueKeysWithValues: range.map { ("\(prefix)\($0)", plan($0).locations) })
+    static func expectedCensus(_ range: Range<Int>, prefix: String, reported: (Int) -> Bool = { _ in false }) -> [String: [String: Int]] {
+        Dictionary(uniqueKeysWithValues: range.map { index in
+            var locations = plan(index).locations
+            if reported(index) { locations["drop:outbound", default: 0] += 1 }
+            return ("\(prefix)\(index)", locations)
+        })
     }
 }

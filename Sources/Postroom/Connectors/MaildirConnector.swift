@@ -33,8 +33,8 @@ public struct MaildirConnector: Connector {
 
     /// Derived only from the queue id and the recipient (never from a clock), so a re-run names the file the same.
     func fileName(_ entry: QueueEntry, recipient: String) -> String {
-        // The queue id is the arrival time in microseconds, in hex.
-        let arrival = UInt64(entry.queueID, radix: 16) ?? UInt64(max(0, entry.arrival.timeIntervalSince1970 * 1_000_000))
+        // The queue id is the arrival time in microseconds, in hex (a report's id starts with its cause's).
+        let arrival = UInt64(entry.queueID.prefix(13), radix: 16) ?? UInt64(max(0, entry.arrival.timeIntervalSince1970 * 1_000_000))
         let seconds = arrival / 1_000_000
         let micros = arrival % 1_000_000
         let host = hostname.replacingOccurrences(of: "/", with: "\\057").replacingOccurrences(of: ":", with: "\\072")

@@ -1,3 +1,4 @@
+import PostroomSystem
 /// Configuration errors of the observability module (the metrics endpoint's listen address).
 ///
 /// Metrics updates themselves never fail; file and socket failures are ``SystemError``s.

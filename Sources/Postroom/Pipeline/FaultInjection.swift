@@ -11,6 +11,9 @@ import Synchronization
 // |                               | (claim, store, rename, remove): crash safety at exact instants      |
 // | POSTROOM_TEST_CRASH_MARKER=s  | a message containing `s` kills the process in `validate`, as a      |
 // |                               | parser bug would: poison handling                                   |
+// | POSTROOM_TEST_SKIP_FSYNC=1    | every fsync is a no-op (``FileSystem/skipsSyncForTests``, in the    |
+// |                               | system layer where the calls are): the power-loss suite's negative  |
+// |                               | control, proving the suite sees writes a power cut loses            |
 //
 // Each hook costs one load of an optional when its variable is unset.
 

@@ -85,8 +85,7 @@ public final class PipelineRunner: Sendable {
         for file in try context.queue.claimedFiles() {
             let crashes = failures[PoisonJournal.key(claimed: file.queueID)] ?? 0
             if crashes >= delivery.settings.poisonThreshold {
-                let parked = context.queue.folder(.poison) + "/" + (file.path as NSString).lastPathComponent
-                try FileSystem.rename(file.path, to: parked)
+                let parked = try context.queue.park(file, reason: "failed unexpectedly \(crashes) times (Postroom died or failed while a stage worked on it)")
                 context.log.error("claimed file \(file.originalName) (\(file.queueID)) failed unexpectedly \(crashes) times; parked as poison in \(parked)")
                 telemetry.track(TrackingEvent(event: .poison, source: .init(file.source), queueID: file.queueID, messageID: "",
                                               sender: "", recipients: [], reason: "failed unexpectedly \(crashes) times", file: parked))
@@ -152,10 +151,12 @@ public final class PipelineRunner: Sendable {
             // Only the message a stage is working on is at risk if the process dies now.
             let journalKey = PoisonJournal.key(claimed: item.queueID)
             journal.begin(journalKey)
-            defer { journal.end(journalKey) }
             FaultInjection.crashIfMarked(item.bytes, stage: name)
             do {
                 let result = try await stage.process(item)
+                // "end" before the hand-off: once the next stage may begin, this one must be on
+                // record as finished, or a crash there would count twice against the message.
+                journal.end(journalKey)
                 telemetry.stageFinished(name, seconds: seconds(since: start), result: result)
                 if case .forward(let next) = result {
                     if let output {
@@ -165,6 +166,7 @@ public final class PipelineRunner: Sendable {
                     }
                 }
             } catch {
+                journal.end(journalKey)
                 telemetry.stageFailed(name, seconds: seconds(since: start), error: error)
                 log.error("stage \(name) failed on \(item.queueID): \(error); the message stays queued in \(item.claimed.path)")
                 await onFailure(item, error)
@@ -185,9 +187,8 @@ extension PipelineRunner {
                 return counts[item.queueID]!
             }
             if failures >= delivery.settings.poisonThreshold {
-                let parked = context.queue.folder(.poison) + "/" + (item.claimed.path as NSString).lastPathComponent
                 do {
-                    try FileSystem.rename(item.claimed.path, to: parked)
+                    let parked = try context.queue.park(item.claimed, reason: "failed \(failures) times: \(error)")
                     context.log.error("\(item.claimed.originalName) (\(item.queueID)) failed \(failures) times; parked as poison in \(parked)")
                     telemetry.track(TrackingEvent(event: .poison, source: .init(item.claimed.source), queueID: item.queueID, messageID: item.messageID,
                                                   sender: item.envelope.sender, recipients: item.envelope.recipients.map(\.address),

@@ -64,7 +64,8 @@ public final class DeliveryService: Sendable {
             entries.append((entry, item.bytes))
         }
         if !item.failures.isEmpty {
-            try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures)
+            try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures,
+                                        cause: .intake(item.queueID))
         }
         if !entries.isEmpty { try await store.store(entries, state: state) }
         FaultInjection.checkpoint("store")
@@ -102,7 +103,10 @@ public final class DeliveryService: Sendable {
     /// Entries that failed unexpectedly `poisonThreshold` times (`failures`, from the journal) are parked as poison.
     public func recover(discarding: Set<String> = [], failures: [String: Int] = [:]) async -> Int {
         var count = 0
-        for stored in store.entries() {
+        let scan = store.scan()
+        damagedFiles.increment(by: 0)
+        for damaged in scan.damaged { setAside(damaged) }
+        for stored in scan.entries {
             if discarding.contains(stored.entry.queueID) {
                 try? FileSystem.removeFileIfPresent(store.folder(stored.state) + "/" + stored.entry.id)
                 continue
@@ -110,7 +114,7 @@ public final class DeliveryService: Sendable {
             let crashes = failures[PoisonJournal.key(entry: stored.entry.id)] ?? 0
             if crashes >= settings.poisonThreshold, stored.state == .active || stored.state == .deferred {
                 do {
-                    try await store.rename(id: stored.entry.id, from: stored.state, to: .poison)
+                    try await park(stored, reason: "failed unexpectedly \(crashes) times (Postroom died or failed while delivering it)")
                     log.error("queue entry \(stored.entry.id) failed unexpectedly \(crashes) times; parked as poison (postroom queue show \(stored.entry.id))")
                     telemetry.track(TrackingEvent(event: .poison, source: .queue, queueID: stored.entry.id, messageID: stored.entry.messageID,
                                                   sender: stored.entry.envelope.sender, recipients: stored.entry.envelope.recipients.map(\.address),
@@ -209,7 +213,13 @@ public final class DeliveryService: Sendable {
     func attempt(_ id: String, state: QueueState, cached: (QueueEntry, [UInt8])?, connector: any Connector) async -> (QueueState, Date)? {
         let loaded: (QueueEntry, [UInt8])?
         if let cached { loaded = cached } else {
-            loaded = await BlockingPool.shared.run { try? self.store.load(id: id, state: state) } ?? nil
+            let read = await BlockingPool.shared.run { Result { () throws(QueueFileDamage) in try self.store.loadChecked(id: id, state: state) } }
+            switch read {
+            case .success(let found): loaded = found
+            case .failure(let damage):
+                setAside(DamagedQueueFile(path: store.folder(state) + "/" + id, state: state, problem: damage.problem))
+                return nil
+            }
         }
         guard let (loadedEntry, message) = loaded else { return nil }
         var entry = loadedEntry
@@ -242,7 +252,8 @@ public final class DeliveryService: Sendable {
         }
         do {
             if !failed.isEmpty {
-                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: failed)
+                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: failed,
+                                            cause: .failed(entry))
             }
             if remaining.isEmpty {
                 FaultInjection.checkpoint("remove")
@@ -257,7 +268,8 @@ public final class DeliveryService: Sendable {
             entry.nextAttempt = next
             if settings.delayNotice.seconds > 0, !entry.delayNotified, now.timeIntervalSince(entry.arrival) >= settings.delayNotice.seconds {
                 let delayed = remaining.map { FailedRecipient(address: $0.address, status: "4.4.7", diagnostic: lastError ?? "delivery delayed", action: "delayed") }
-                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: delayed)
+                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: delayed,
+                                            cause: .delayed(entry))
                 entry.delayNotified = true
             }
             try await store.move(entry, message: message, from: state, to: .deferred)

@@ -33,11 +33,15 @@ public struct QueueAdministration: Sendable {
     /// The running delivery side; nil when the CLI works on a stopped spool (it holds the lock then).
     public let delivery: DeliveryService?
     public let telemetry: Telemetry?
+    /// Hands a released claimed file back to the running pipeline; nil on a stopped spool
+    /// (the next start recovers it from `incoming/`).
+    public let resubmit: (@Sendable (ClaimedFile) -> Void)?
 
-    public init(store: QueueStore, delivery: DeliveryService?, telemetry: Telemetry?) {
+    public init(store: QueueStore, delivery: DeliveryService?, telemetry: Telemetry?, resubmit: (@Sendable (ClaimedFile) -> Void)? = nil) {
         self.store = store
         self.delivery = delivery
         self.telemetry = telemetry
+        self.resubmit = resubmit
     }
 
     /// Entries an id names: exact entry id, every entry of a queue id, or every entry with that Message-ID.
@@ -49,19 +53,43 @@ public struct QueueAdministration: Sendable {
         }
     }
 
+    /// Parked claimed files an id names: their queue id, file name or Message-ID.
+    public static func matching(_ id: String, in parked: [ParkedClaimedFile]) -> [ParkedClaimedFile] {
+        let bare = id.trimmingCharacters(in: CharacterSet(charactersIn: "<> "))
+        return parked.filter {
+            $0.claimed.queueID == id || ($0.claimed.path as NSString).lastPathComponent == id
+                || (!bare.isEmpty && $0.messageID.trimmingCharacters(in: CharacterSet(charactersIn: "<> ")) == bare)
+        }
+    }
+
     public func apply(_ request: QueueRequest) async -> QueueResponse {
-        let entries = store.entries()
+        let scan = store.scan()
+        let entries = scan.entries
         let targets: [StoredEntry]
+        let parkedTargets: [ParkedClaimedFile]
         if request.all {
             targets = entries
+            parkedTargets = scan.parked
         } else if let id = request.id {
             targets = Self.matching(id, in: entries)
-            guard !targets.isEmpty else { return QueueResponse(ok: false, message: "no queued message matches \(id)", affected: []) }
+            parkedTargets = Self.matching(id, in: scan.parked)
+            guard !targets.isEmpty || !parkedTargets.isEmpty else { return QueueResponse(ok: false, message: "no queued message matches \(id)", affected: []) }
         } else {
             return QueueResponse(ok: false, message: "name a message id or use --all", affected: [])
         }
         var affected: [String] = []
         var skipped: [String] = []
+        for parked in parkedTargets {
+            do {
+                if try apply(request.action, to: parked) {
+                    affected.append(parked.claimed.queueID)
+                } else if !request.all {
+                    skipped.append("\(parked.claimed.queueID) is poison (a claimed file, not yet routed)")
+                }
+            } catch {
+                return QueueResponse(ok: false, message: "\(request.action.rawValue) \(parked.claimed.queueID): \(error)", affected: affected)
+            }
+        }
         for target in targets {
             do {
                 if try await apply(request.action, to: target) {
@@ -115,6 +143,26 @@ public struct QueueAdministration: Sendable {
         telemetry?.track(TrackingEvent(event: kind, source: .admin, queueID: entry.id, messageID: entry.messageID,
                                        sender: entry.envelope.sender, recipients: entry.envelope.recipients.map(\.address),
                                        connector: entry.connector))
+        return true
+    }
+
+    /// Release puts a parked claimed file back at the start of the pipeline; remove deletes it.
+    /// Hold and retry do not apply: it is not in any connector's queue.
+    private func apply(_ action: QueueRequest.Action, to parked: ParkedClaimedFile) throws(SystemError) -> Bool {
+        let kind: TrackingEvent.Kind
+        switch action {
+        case .release:
+            let claimed = try store.unpark(parked)
+            resubmit?(claimed)
+            kind = .release
+        case .remove:
+            try store.removeParked(parked)
+            kind = .remove
+        case .hold, .retry:
+            return false
+        }
+        telemetry?.track(TrackingEvent(event: kind, source: .admin, queueID: parked.claimed.queueID, messageID: parked.messageID,
+                                       sender: parked.sender, recipients: parked.recipients, file: parked.claimed.path))
         return true
     }
 

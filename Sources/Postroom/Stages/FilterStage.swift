@@ -240,7 +240,7 @@ public actor FilterStage: MessageStage {
         guard !context.dryRun else { return .finished(.reported) }
         track(.fail, item, rule: rule, status: rule.status, reason: rule.rejectionText)
         try await reports.send(about: item.envelope, message: DeliveryService.headerBlock(of: item.bytes),
-                               messageID: item.messageID, failed: item.failures)
+                               messageID: item.messageID, failed: item.failures, cause: ReportCause(queueID: item.queueID, event: "filter"))
         try await context.queue.release(item.claimed)
         return .finished(.reported)
     }

@@ -71,7 +71,7 @@ public actor ValidateStage: MessageStage {
             if item.claimed.source == .report || report.envelope.hasNullSender {
                 return try reject(item, reason: "\(report.status) \(report.diagnostic); no report is sent for a message from the null sender")
             }
-            try await reports.send(rejecting: report, messageID: nil)
+            try await reports.send(rejecting: report, messageID: nil, cause: ReportCause(queueID: item.queueID, event: "validate"))
             try await context.queue.release(item.claimed)
             return .finished(.reported)
         case .badmail(let reason):
