@@ -23,7 +23,13 @@ public struct SubprocessRequest: Sendable {
     /// Seconds between SIGTERM and SIGKILL on a time-out.
     public var killGrace: Double = 2
     /// How many bytes of standard output and error (one stream) are kept; the rest is read and dropped.
+    /// With ``separateErrorOutput``, the limit of standard output alone.
     public var outputLimit: Int = 4096
+    /// Standard error goes to a pipe of its own (``SubprocessOutcome/errorOutput``) instead of
+    /// sharing standard output's: for programs whose standard output is data (a mail filter).
+    public var separateErrorOutput = false
+    /// How many bytes of a separate standard error are kept.
+    public var errorLimit: Int = 4096
 
     public init(executable: String, arguments: [String], environment: [String], workingDirectory: String? = nil,
                 input: [UInt8], timeLimit: Double) {
@@ -52,8 +58,14 @@ public struct SubprocessOutcome: Sendable, Equatable {
     }
 
     public var termination: Termination
-    /// The first `outputLimit` bytes of standard output and standard error, interleaved as written.
+    /// The first `outputLimit` bytes of standard output and standard error, interleaved as written
+    /// (standard output only when the request separated standard error).
     public var output: [UInt8]
+    /// The first `errorLimit` bytes of standard error when the request separated it; else empty.
+    public var errorOutput: [UInt8] = []
+    /// True when the program wrote more than `outputLimit` bytes to `output`'s stream: the
+    /// excess was read and dropped, so memory stays bounded whatever the program writes.
+    public var outputOverflowed = false
     /// The child's process id (also its process group id); gone by the time this is returned.
     public var processID: pid_t
 }
@@ -88,6 +100,7 @@ public enum Subprocess {
         ignoreBrokenPipes()
         let input: (read: Int32, write: Int32)
         let output: (read: Int32, write: Int32)
+        var errors: (read: Int32, write: Int32)?
         do {
             input = try makePipe()
         } catch {
@@ -100,7 +113,16 @@ public enum Subprocess {
             close(input.write)
             return .failure(error)
         }
-        var spawned = spawn(request, stdin: input.read, stdout: output.write)
+        if request.separateErrorOutput {
+            do {
+                errors = try makePipe()
+            } catch {
+                for fd in [input.read, input.write, output.read, output.write] { close(fd) }
+                return .failure(error)
+            }
+        }
+        let stderrFD = errors?.write ?? output.write
+        var spawned = spawn(request, stdin: input.read, stdout: output.write, stderr: stderrFD)
         // ETXTBSY: some process holds the program open for writing. Usually that is a
         // concurrent fork (ours or another thread's) that inherited a descriptor of a script
         // being installed and has not reached exec yet: it clears within milliseconds.
@@ -108,11 +130,12 @@ public enum Subprocess {
         while case .failure(let error) = spawned, error.errno == ETXTBSY, attempts < 20 {
             usleep(10_000)
             attempts += 1
-            spawned = spawn(request, stdin: input.read, stdout: output.write)
+            spawned = spawn(request, stdin: input.read, stdout: output.write, stderr: stderrFD)
         }
         // The child has its own copies; keeping ours would hide EOF on the output pipe.
         close(input.read)
         close(output.write)
+        if let errors { close(errors.write) }
         let pid: pid_t
         switch spawned {
         case .success(let child):
@@ -120,42 +143,57 @@ public enum Subprocess {
         case .failure(let error):
             close(input.write)
             close(output.read)
+            if let errors { close(errors.read) }
             return .failure(error)
         }
         setNonBlocking(input.write)
         setNonBlocking(output.read)
-        let outcome = supervise(pid: pid, request: request, input: input.write, output: output.read)
+        if let errors { setNonBlocking(errors.read) }
+        let outcome = supervise(pid: pid, request: request, input: input.write, output: output.read, errors: errors?.read)
         return .success(outcome)
     }
 
     // MARK: Supervision
 
     /// Feeds input, collects output and enforces the time limit until the child has exited.
-    private static func supervise(pid: pid_t, request: SubprocessRequest, input inputFD: Int32, output outputFD: Int32) -> SubprocessOutcome {
+    private static func supervise(pid: pid_t, request: SubprocessRequest, input inputFD: Int32, output outputFD: Int32,
+                                  errors errorFD: Int32?) -> SubprocessOutcome {
         var inputFD: Int32? = inputFD
         var outputFD: Int32? = outputFD
+        var errorFD: Int32? = errorFD
         var written = 0
         var captured: [UInt8] = []
+        var capturedErrors: [UInt8] = []
+        var overflowed = false
         captured.reserveCapacity(min(request.outputLimit, 4096))
         var buffer = [UInt8](repeating: 0, count: 16384)
         if request.input.isEmpty, let fd = inputFD { close(fd); inputFD = nil }
 
-        /// Reads what is available now (at most `reads` times); closes the pipe at EOF.
-        func drainOutput(reads: Int = .max) {
+        /// Reads what one pipe has now (at most `reads` times) into `sink`, up to `limit`
+        /// bytes; the rest is dropped. Closes the pipe at EOF.
+        func drain(_ pipe: inout Int32?, into sink: inout [UInt8], limit: Int, overflow: inout Bool, reads: Int) {
             var reads = reads
-            while let fd = outputFD, reads > 0 {
+            while let fd = pipe, reads > 0 {
                 reads -= 1
                 let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if count > 0 {
-                    let room = request.outputLimit - captured.count
-                    if room > 0 { captured += buffer[0..<min(room, count)] }
+                    let room = limit - sink.count
+                    if room > 0 { sink += buffer[0..<min(room, count)] }
+                    if count > room { overflow = true }
                 } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
                     close(fd)
-                    outputFD = nil
+                    pipe = nil
                 } else if errno == EAGAIN {
                     return
                 }
             }
+        }
+
+        /// Reads what is available now on both output pipes.
+        func drainOutput(reads: Int = .max) {
+            drain(&outputFD, into: &captured, limit: request.outputLimit, overflow: &overflowed, reads: reads)
+            var ignored = false
+            drain(&errorFD, into: &capturedErrors, limit: request.errorLimit, overflow: &ignored, reads: reads)
         }
 
         /// Writes what the pipe takes now; stops for good when the child closed its end.
@@ -194,6 +232,7 @@ public enum Subprocess {
             var descriptors: [pollfd] = []
             if let fd = inputFD { descriptors.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)) }
             if let fd = outputFD { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            if let fd = errorFD { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             let ready = pollDescriptors(&descriptors, timeout: max(0, wake - now))
             if ready > 0 {
                 idleWait = 0.001
@@ -212,6 +251,7 @@ public enum Subprocess {
         // pipe open and keeps writing must not hold the run, hence the bound.
         drainOutput(reads: 64)
         if let fd = outputFD { close(fd) }
+        if let fd = errorFD { close(fd) }
         if let fd = inputFD { close(fd) }
         let status = reap(pid)
         let termination: SubprocessOutcome.Termination
@@ -224,7 +264,8 @@ public enum Subprocess {
         } else {
             termination = .statusLost
         }
-        return SubprocessOutcome(termination: termination, output: captured, processID: pid)
+        return SubprocessOutcome(termination: termination, output: captured, errorOutput: capturedErrors,
+                                 outputOverflowed: overflowed, processID: pid)
     }
 
     // MARK: Glibc, wrapped once
@@ -280,7 +321,7 @@ public enum Subprocess {
     }
 
     /// `posix_spawn` with the pipes on 0, 1 and 2, a new process group and default signals.
-    private static func spawn(_ request: SubprocessRequest, stdin: Int32, stdout: Int32) -> Result<pid_t, SystemError> {
+    private static func spawn(_ request: SubprocessRequest, stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, SystemError> {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -298,7 +339,7 @@ public enum Subprocess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-        posix_spawn_file_actions_adddup2(&actions, stdout, 2)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
         if let closeFrom = Extensions.shared.closeFrom { _ = closeFrom(&actions, 3) }
         if let directory = request.workingDirectory {
             guard let changeDirectory = Extensions.shared.changeDirectory else {

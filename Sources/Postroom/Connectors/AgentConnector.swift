@@ -169,16 +169,22 @@ public struct AgentConnector: Connector {
 
     /// The executable file for `program`, or why there is none (a deferral reason for the operator).
     func locate(_ program: String) -> Result<String, ProgramProblem> {
+        Self.locate(program, against: configurationFolder, role: "agent program")
+    }
+
+    /// The executable file for `program` (a path with a `/` relative to `folder`, or a bare name
+    /// in ``searchPath``), or why there is none; shared with the `command` stage.
+    static func locate(_ program: String, against folder: String, role: String) -> Result<String, ProgramProblem> {
         if program.contains("/") {
-            let path = resolvePath(program, against: configurationFolder)
-            if let problem = Self.executableProblem(path) { return .failure(ProgramProblem(reason: "agent program \(path) \(problem)")) }
+            let path = resolvePath(program, against: folder)
+            if let problem = Self.executableProblem(path) { return .failure(ProgramProblem(reason: "\(role) \(path) \(problem)")) }
             return .success(path)
         }
         for directory in Self.searchPath.split(separator: ":") {
             let path = directory + "/" + program
             if Self.executableProblem(path) == nil { return .success(path) }
         }
-        return .failure(ProgramProblem(reason: "agent program \(program) is not in PATH (\(Self.searchPath)); give an absolute path"))
+        return .failure(ProgramProblem(reason: "\(role) \(program) is not in PATH (\(Self.searchPath)); give an absolute path"))
     }
 
     /// Why `path` cannot be run, or nil when it is an executable regular file.

@@ -156,3 +156,40 @@ public struct PipelineMetrics: Sendable {
     /// The counter of messages rejected with `outcome`.
     public func rejected(_ outcome: RejectOutcome) -> Counter { rejectedCounters[outcome]! }
 }
+
+/// The series of one `command` stage, labelled `pipeline`, `stage` (the stage's name) and `result`.
+public struct CommandMetrics: Sendable {
+    public static let exitsName = "postroom_command_exits_total"
+
+    /// How one run of the program ended (`result` label): few values, so the series stay few.
+    public enum Result: String, Sendable, CaseIterable {
+        /// Exit 0 with usable output: the message went on.
+        case pass
+        /// Exit 75 or a `4.x.x` first line.
+        case `defer`
+        /// A `5.x.x` first line or any other non-zero status.
+        case reject
+        /// Killed after its time limit.
+        case timeout
+        /// Killed by a signal it did not expect.
+        case signal
+        /// Could not be found or started.
+        case unavailable
+        /// A filter's output that Postroom refused (empty, too large, not a message, a field lost).
+        case invalidOutput = "invalid_output"
+    }
+
+    private let counters: [Result: Counter]
+
+    public init(registry: MetricsRegistry, pipeline: String, stage: String) {
+        var counters: [Result: Counter] = [:]
+        for result in Result.allCases {
+            counters[result] = registry.counter(Self.exitsName, help: "Runs of a command stage's program, by result.",
+                                                labels: ["pipeline": pipeline, "stage": stage, "result": result.rawValue])
+        }
+        self.counters = counters
+    }
+
+    /// The counter of runs that ended with `result`.
+    public func exits(_ result: Result) -> Counter { counters[result]! }
+}

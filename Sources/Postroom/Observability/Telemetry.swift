@@ -69,7 +69,7 @@ public final class Telemetry: Sendable {
             switch outcome {
             case .badmail: pipelineMetrics.rejected(.badmail).increment()
             case .reported: pipelineMetrics.rejected(.report).increment()
-            case .queued, .dropped: break
+            case .queued, .dropped, .deferred: break
             }
         }
     }

@@ -13,12 +13,16 @@ public struct TrackingEvent: Codable, Sendable, Equatable {
         case fail = "FAIL", dsn = "DSN", poison = "POISON"
         /// Operator actions (`postroom queue hold/release/remove/retry`).
         case hold = "HOLD", release = "RELEASE", remove = "REMOVE", retry = "RETRY"
+        /// What a `command` stage's program said about a message (Exchange's transport agents).
+        case agentInfo = "AGENTINFO"
     }
 
     /// Which part of Postroom reported the event.
     public enum Source: String, Codable, Sendable, CaseIterable {
         case pickup = "PICKUP", replay = "REPLAY", routing = "ROUTING", queue = "QUEUE", delivery = "DELIVERY"
         case admin = "ADMIN"
+        /// A `command` stage's program.
+        case agent = "AGENT"
     }
 
     public var timestamp: Date

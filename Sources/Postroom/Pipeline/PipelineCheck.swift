@@ -73,6 +73,9 @@ public struct PipelineCheck: Sendable {
             }
         }
 
+        // Command stages: a missing program would defer every message.
+        for (keyPath, problem) in CommandStage.programProblems(in: pipeline) { fail(keyPath, problem) }
+
         // Intake directories and the queue.
         if let ingest = pipeline.settings(IngestSettings.self) {
             for (key, directory) in [("pickup", ingest.pickup), ("replay", ingest.replay)] {

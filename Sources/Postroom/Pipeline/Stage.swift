@@ -23,6 +23,9 @@ public enum StageResult: Sendable {
     /// How a message left the pipeline.
     public enum Outcome: String, Sendable {
         case badmail, reported, queued, dropped
+        /// Left in `queue/incoming/` for the stage to try again later (a `command` stage's
+        /// program asked to defer); the stage has scheduled its resubmission.
+        case deferred
     }
 }
 
@@ -136,6 +139,7 @@ public struct StageRegistry: Sendable {
         HeadersStage.kind,
         FilterStage.kind,
         JournalStage.kind,
+        CommandStage.kind,
     ])
 }
 
