@@ -99,7 +99,7 @@ public final class Telemetry: Sendable {
         metrics.received.increment()
         metrics.errors(reason: "hostile_file").increment()
         pipelineMetrics.rejected(.badmail).increment()
-        track(TrackingEvent(event: .badmail, source: source == .replay ? .replay : .pickup, queueID: "", messageID: "",
+        track(TrackingEvent(event: .badmail, source: .init(source), queueID: "", messageID: "",
                             sender: "", recipients: [], reason: reason, file: path))
     }
 
@@ -159,8 +159,9 @@ extension TrackingEvent.Source {
     init(_ source: IntakeSource) {
         switch source {
         case .pickup: self = .pickup
-        case .replay: self = .replay
-        case .report: self = .queue
+        // Exchange logs Replay directory submissions under ADMIN and generated reports under DSN.
+        case .replay: self = .admin
+        case .report: self = .dsn
         }
     }
 }

@@ -14,6 +14,9 @@ public struct PipelineFile: Sendable {
     public var tracking: TrackingConfiguration?
     /// How long SIGTERM waits for in-flight deliveries before exiting (default 30 s).
     public var shutdownTimeout: ConfigDuration
+    /// The fully qualified name Postroom gives itself in headers it writes (default: the machine's
+    /// FQDN, else the first accepted domain).
+    public var hostname: String?
     /// The file it was read from.
     public var path: String = ""
 
@@ -38,7 +41,7 @@ public struct PipelineFile: Sendable {
 
 extension PipelineFile: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, spool, stages, connectors, metrics, tracking, shutdownTimeout
+        case name, spool, stages, connectors, metrics, tracking, shutdownTimeout, hostname
     }
 
     public init(from decoder: any Decoder) throws {
@@ -51,6 +54,10 @@ extension PipelineFile: Decodable {
         metrics = try container.decodeIfPresent(MetricsConfiguration.self, forKey: .metrics)
         tracking = try container.decodeIfPresent(TrackingConfiguration.self, forKey: .tracking)
         shutdownTimeout = try container.decodeIfPresent(ConfigDuration.self, forKey: .shutdownTimeout) ?? ConfigDuration(seconds: 30)
+        hostname = try container.decodeIfPresent(String.self, forKey: .hostname)
+        if let hostname, !hostname.contains("."), !hostname.isEmpty {
+            throw DecodingError.dataCorruptedError(forKey: .hostname, in: container, debugDescription: "hostname must be fully qualified (e.g. mail.example.com), not '\(hostname)'")
+        }
     }
 }
 

@@ -39,8 +39,11 @@ public final class PipelineRunner: Sendable {
                                        connectors: connectors, log: log, telemetry: telemetry)
         self.delivery = delivery
         let ingestBox = Mutex<IngestStage?>(nil)
-        let defaultDomain = pipeline.settings(CategorizeSettings.self)?.acceptedDomains.first ?? hostname
-        let context = StageContext(pipeline: pipeline, spool: spool, hostname: hostname, queue: store, log: log,
+        let acceptedDomains = pipeline.settings(CategorizeSettings.self)?.acceptedDomains ?? []
+        // Headers name this host by its FQDN (Maildir file names keep the bare name above).
+        let identity = HostIdentity.name(configured: pipeline.hostname, acceptedDomains: acceptedDomains)
+        let defaultDomain = acceptedDomains.first ?? identity
+        let context = StageContext(pipeline: pipeline, spool: spool, hostname: identity, queue: store, log: log,
                                    defaultDomain: defaultDomain,
                                    resubmit: { claimed in ingestBox.withLock { $0 }?.resubmit(claimed) },
                                    delivery: delivery, telemetry: telemetry, dryRun: dryRun)
