@@ -51,9 +51,11 @@ public enum Daemon {
         await publish()
     }
 
-    /// The spool a pipeline runs on: `--spool`, else the file's `spool`, else `./spool`.
+    /// The spool a pipeline runs on: `--spool`, else `POSTROOM_SPOOL` (as for the operator commands,
+    /// see ``SpoolLocation``), else the file's `spool`, else `./spool`.
     public static func spoolPath(for pipeline: PipelineFile, override: String?) -> String {
-        let chosen = override ?? pipeline.spool ?? "spool"
+        let environment = ProcessInfo.processInfo.environment[SpoolLocation.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let chosen = override ?? environment ?? pipeline.spool ?? "spool"
         let absolute = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
         return URL(fileURLWithPath: absolute).standardizedFileURL.path
     }
@@ -67,9 +69,20 @@ public enum Daemon {
             return .userError
         }
         let spool = spoolPath(for: pipeline, override: spoolOverride)
+        // Whatever `check` refuses, `run` refuses with the same text (except folders an operator can
+        // fix while the daemon runs: deliveries through them defer).
+        let check = PipelineCheck.run(path: pipelinePath, spoolOverride: spoolOverride)
+        for warning in check.warnings { log.warning(warning) }
+        for problem in check.fixableWhileRunning { log.warning("\(problem)") }
+        guard check.refusals.isEmpty else {
+            for problem in check.refusals { log.error("\(problem)") }
+            return .userError
+        }
         let lock: ExclusiveLock
         do {
-            try FileSystem.createDirectory(spool)
+            // Searchable by others (not listable), so producers, gateways, Dovecot and node_exporter
+            // running as other users can reach the folders their permissions settings open to them.
+            try FileSystem.createDirectory(spool, mode: 0o711)
             lock = try ExclusiveLock(path: spool + "/postroom.lock")
         } catch let error as ExclusiveLock.Failure {
             log.error("\(error)")
@@ -115,6 +128,7 @@ public enum Daemon {
                     // A new file must build completely before the running pipeline is touched.
                     do {
                         let candidate = try PipelineFile.load(path: pipelinePath)
+                        if let refusal = PipelineCheck.run(path: pipelinePath, spoolOverride: spool).refusals.first { throw refusal }
                         _ = try PipelineRunner(pipeline: candidate, spool: spool, log: log, dryRun: true)
                         await lifecycle.request(.reload(candidate))
                     } catch {

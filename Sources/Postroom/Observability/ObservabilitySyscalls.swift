@@ -114,6 +114,8 @@ enum ObsSyscall {
         let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
         do {
             defer { close(fd) }
+            // Readable by a collector running as another user, whatever the daemon's umask.
+            _ = try retrying("fchmod", temp) { fchmod(fd, 0o644) }
             try writeAll(fd, bytes, detail: temp)
             try fsync(fd, detail: temp)
         } catch {

@@ -50,6 +50,20 @@ public final class Telemetry: Sendable {
         return metrics
     }
 
+    /// Creates every series of these stages and connectors at 0, and `postroom_intake_paused` at 0,
+    /// so they are exported from the start and not only after the first message.
+    public func declare(stages: [String], connectors: [String]) {
+        for name in stages { _ = stage(name) }
+        _ = stage("ingest").errors(reason: "hostile_file")
+        for name in connectors { _ = connector(name) }
+        _ = intakePausedSeries()
+    }
+
+    private func intakePausedSeries() -> Gauge {
+        registry.gauge("postroom_intake_paused", help: "1 while intake is paused because the spool filesystem is nearly full.",
+                       labels: ["pipeline": pipelineName])
+    }
+
     // MARK: Stages (called by the runner)
 
     func stageStarted(_ name: String, buffered: Int) {
@@ -104,8 +118,7 @@ public final class Telemetry: Sendable {
     }
 
     func intakePaused(_ paused: Bool) {
-        registry.gauge("postroom_intake_paused", help: "1 while intake is paused because the spool filesystem is nearly full.",
-                       labels: ["pipeline": pipelineName]).set(paused ? 1 : 0)
+        intakePausedSeries().set(paused ? 1 : 0)
     }
 
     func inotifyOverflowed() { pipelineMetrics.inotifyOverflows.increment() }

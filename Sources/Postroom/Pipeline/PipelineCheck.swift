@@ -8,8 +8,14 @@ public struct PipelineCheck: Sendable {
     public var errors: [ConfigError] = []
     public var warnings: [String] = []
     public var graph: String = ""
+    /// Errors `run` starts despite: a connector folder that is not writable or cannot be created yet,
+    /// which an operator can fix while the daemon runs (deliveries through it defer until then).
+    public var fixableWhileRunning: [ConfigError] = []
 
     public var isValid: Bool { errors.isEmpty }
+
+    /// The errors `postroom run` refuses to start with: every error but ``fixableWhileRunning``.
+    public var refusals: [ConfigError] { errors.filter { !fixableWhileRunning.contains($0) } }
 
     public static func run(path: String, spoolOverride: String? = nil) -> PipelineCheck {
         var check = PipelineCheck()
@@ -62,6 +68,7 @@ public struct PipelineCheck: Sendable {
             }
             if let folder, let problem = writableProblem(folder) {
                 fail(connector.type == .foreign ? "connectors[\(index)].dropDirectory" : "connectors[\(index)].path", problem)
+                if !problem.hasSuffix("is not a directory"), let last = check.errors.last { check.fixableWhileRunning.append(last) }
             }
         }
         if pipeline.connectors.isEmpty { fail("connectors", "the pipeline has no connectors, so nothing can be delivered") }
@@ -83,11 +90,16 @@ public struct PipelineCheck: Sendable {
             }
         }
 
+        // The metrics endpoint: the same parse `run` does before it binds.
+        if let listen = pipeline.metrics?.listen {
+            do { _ = try MetricsHTTPServer.parse(listen) } catch { fail("metrics.listen", "\(error)") }
+        }
+
         // Directory.
         if let categorize = pipeline.settings(CategorizeSettings.self), let directoryPath = categorize.directory {
             let full = resolvePath(directoryPath, against: pipeline.folder)
             do {
-                let directory = try RecipientDirectory.load(path: full, acceptedDomains: categorize.acceptedDomains)
+                let directory = try RecipientDirectory.load(declaredIn: pipeline, path: directoryPath, acceptedDomains: categorize.acceptedDomains)
                 check.errors += directory.configErrors(file: full)
                 do {
                     let accepted = categorize.acceptedDomains.map { $0.lowercased() }

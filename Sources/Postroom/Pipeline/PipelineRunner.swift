@@ -67,6 +67,7 @@ public final class PipelineRunner: Sendable {
             }
         }
         self.stages = stages
+        telemetry.declare(stages: ["ingest"] + stages.map(\.0), connectors: pipeline.connectors.map(\.name))
         if !dryRun {
             // The intake directories exist as soon as the runner does, so producers can drop files at once.
             for directory in ingest.watchedDirectories { try? FileSystem.createDirectory(directory) }
