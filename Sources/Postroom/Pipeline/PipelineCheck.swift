@@ -66,6 +66,13 @@ public struct PipelineCheck: Sendable {
                     check.warnings.append("connectors[\(index)].command[0]: \(problem.reason)")
                 }
             }
+            if let permissions = connector.permissions {
+                if connector.type == .agent {
+                    fail("connectors[\(index)].permissions", "permissions apply to foreign and maildir connectors only")
+                } else if let group = permissions.group, permissions.groupID == nil {
+                    fail("connectors[\(index)].permissions.group", "no group named '\(group)' on this machine; create it (groupadd) or fix the name")
+                }
+            }
             if let folder, let problem = writableProblem(folder) {
                 fail(connector.type == .foreign ? "connectors[\(index)].dropDirectory" : "connectors[\(index)].path", problem)
                 if !problem.hasSuffix("is not a directory"), let last = check.errors.last { check.fixableWhileRunning.append(last) }
@@ -80,6 +87,12 @@ public struct PipelineCheck: Sendable {
 
         // Intake directories and the queue.
         if let ingest = pipeline.settings(IngestSettings.self) {
+            if let group = ingest.permissions?.group, ingest.permissions?.groupID == nil {
+                fail("stages[0].permissions.group", "no group named '\(group)' on this machine; create it (groupadd) or fix the name")
+            }
+            if ingest.permissions?.fileMode != nil {
+                fail("stages[0].permissions.fileMode", "producers create the files in pickup/ and replay/; set their mode with the producer's umask")
+            }
             for (key, directory) in [("pickup", ingest.pickup), ("replay", ingest.replay)] {
                 guard let directory else { continue }
                 let full = resolvePath(directory, against: spool)

@@ -117,9 +117,12 @@ public struct ConnectorConfiguration: Sendable, Decodable {
     public var maxMessageSize: ByteSize?
     /// Foreign: one drop file per recipient instead of one per message (a fax gateway sends one fax per number).
     public var filePerRecipient: Bool
+    /// Foreign and maildir: group and modes of the drop directory or mailbox folders and their files.
+    public var permissions: PermissionSettings?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, type, domains, addressSpaces, path, dropDirectory, quota, quotaFiles, command, timeout, concurrency, maxMessageSize, filePerRecipient
+        case permissions
     }
 
     public init(from decoder: any Decoder) throws {
@@ -145,6 +148,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
         concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 8
         maxMessageSize = try container.decodeIfPresent(ByteSize.self, forKey: .maxMessageSize)
         filePerRecipient = try container.decodeIfPresent(Bool.self, forKey: .filePerRecipient) ?? false
+        permissions = try container.decodeIfPresent(PermissionSettings.self, forKey: .permissions)
         switch type {
         case .maildir where path == nil:
             throw DecodingError.keyNotFound(CodingKeys.path, .init(codingPath: decoder.codingPath, debugDescription: "a maildir connector needs path"))

@@ -70,7 +70,7 @@ public final class PipelineRunner: Sendable {
         telemetry.declare(stages: ["ingest"] + stages.map(\.0), connectors: pipeline.connectors.map(\.name))
         if !dryRun {
             // The intake directories exist as soon as the runner does, so producers can drop files at once.
-            for directory in ingest.watchedDirectories { try? FileSystem.createDirectory(directory) }
+            for directory in ingest.watchedDirectories { try? ingestSettings.prepareDirectory(directory) }
         }
         for connector in connectors where !dryRun {
             do { try connector.prepare() } catch { log.warning("connector \(connector.name): \(error)") }
