@@ -3,7 +3,7 @@ import Postroom
 
 /// The `postroom` command: dispatches to the verbs of the contract.
 public enum CommandLineInterface {
-    public static let version = "0.1.0"
+    public static let version = PostroomVersion.current
 
     static let usage = """
     usage: postroom <command> [options]

@@ -62,9 +62,20 @@ public enum Daemon {
             return .userError
         }
         let spool = pipeline.spoolPath(override: spoolOverride)
+        // Whatever `check` refuses, `run` refuses with the same text (except folders an operator can
+        // fix while the daemon runs: deliveries through them defer).
+        let check = PipelineCheck.run(path: pipelinePath, spoolOverride: spoolOverride)
+        for warning in check.warnings { log.warning(warning) }
+        for problem in check.fixableWhileRunning { log.warning("\(problem)") }
+        guard check.refusals.isEmpty else {
+            for problem in check.refusals { log.error("\(problem)") }
+            return .userError
+        }
         let lock: ExclusiveLock
         do {
-            try FileSystem.createDirectory(spool)
+            // Searchable by others (not listable), so producers, gateways, Dovecot and node_exporter
+            // running as other users can reach the folders their permissions settings open to them.
+            try FileSystem.createDirectory(spool, mode: 0o711)
             lock = try ExclusiveLock(path: spool + "/postroom.lock")
         } catch let error as ExclusiveLock.Failure {
             log.error("\(error)")
@@ -110,6 +121,7 @@ public enum Daemon {
                     // A new file must build completely before the running pipeline is touched.
                     do {
                         let candidate = try PipelineFile.load(path: pipelinePath)
+                        if let refusal = PipelineCheck.run(path: pipelinePath, spoolOverride: spool).refusals.first { throw refusal }
                         _ = try PipelineRunner(pipeline: candidate, spool: spool, log: log, dryRun: true)
                         await lifecycle.request(.reload(candidate))
                     } catch {

@@ -15,7 +15,13 @@ public enum OperatorCommands {
         guard let arguments = CommandLineInterface.parse(words, options: ["--spool", "--file"], flags: ["--watch"], help: help) else {
             return CommandLineInterface.helpOrUsage(words)
         }
-        let path = arguments["--file"] ?? CommandLineInterface.spool(arguments["--spool"]) + "/metrics.prom"
+        let path: String
+        if let file = arguments["--file"] {
+            path = file
+        } else {
+            guard let spool = SpoolLocation.resolveOrReport(arguments["--spool"], command: "stats") else { return .userError }
+            path = spool + "/metrics.prom"
+        }
         repeat {
             guard let bytes = try? FileSystem.readFile(path) else {
                 printError("postroom stats: cannot read \(path); is the daemon running with metrics.file set? (--spool, --file)")
@@ -34,19 +40,29 @@ public enum OperatorCommands {
 
     public static func trace(_ words: [String]) -> ExitCode {
         let help = """
-        usage: postroom trace ID [--spool DIR]
+        usage: postroom trace ID [--spool DIR] [--csv]
 
         The history of one message from the tracking log, by queue id or Message-ID, in time order.
+        --csv prints the events as Exchange message tracking log rows (#Fields header, then one
+        row per event), for tools that read Exchange's logs.
         """
-        guard let arguments = CommandLineInterface.parse(words, options: ["--spool"], help: help) else {
+        guard let arguments = CommandLineInterface.parse(words, options: ["--spool"], flags: ["--csv"], help: help) else {
             return CommandLineInterface.helpOrUsage(words)
         }
         guard arguments.positional.count == 1, let id = arguments.positional.first else {
             printError("postroom trace: needs one queue id or Message-ID\n\n\(help)")
             return .usage
         }
-        let spool = CommandLineInterface.spool(arguments["--spool"])
+        guard let spool = SpoolLocation.resolveOrReport(arguments["--spool"], command: "trace") else { return .userError }
         let events = TrackingLogReader.events(in: spool)
+        if arguments.has("--csv") {
+            guard let rows = MessageTrackingCSV.render(events: events, id: id) else {
+                printError("postroom trace: no tracking events for \(id) in \(spool)/tracking.log")
+                return .userError
+            }
+            print(rows, terminator: "")
+            return .ok
+        }
         guard let story = Trace.render(events: events, id: id) else {
             printError("postroom trace: no tracking events for \(id) in \(spool)/tracking.log")
             return .userError

@@ -3,27 +3,30 @@ import Postroom
 import PostroomSystem
 import Inotify
 
-/// `postroom queue list | show ID | retry ID|--all | hold ID | release ID | remove ID [--spool DIR] [--json]`.
+/// `postroom queue list | show ID... | retry|hold|release|remove ID...|FILTERS|--all [--spool DIR] [--json]`.
 ///
 /// Reading (`list`, `show`) works straight from the queue files. Changes go to the running
 /// daemon through `queue/control/` when it holds the spool lock; on a stopped spool the
 /// command takes the lock itself and changes the files.
 public enum QueueCommand {
     static let help = """
-    usage: postroom queue list [--spool DIR] [--json]
-           postroom queue show ID [--spool DIR] [--json]
-           postroom queue retry ID|--all | hold ID | release ID | remove ID [--spool DIR]
+    usage: postroom queue list [FILTERS] [--spool DIR] [--json]
+           postroom queue show ID... [--spool DIR] [--json]
+           postroom queue retry|hold|release|remove ID... | FILTERS | --all [--spool DIR]
 
-    ID is an entry id (as listed), a queue id (all its copies) or a Message-ID.
-    hold: stop delivering (Suspend-Message); release: deliver held or poison entries again;
-    retry: attempt deferred entries now; remove: delete from the queue without a report.
+    ID is an entry id (as listed), a queue id (all its copies) or a Message-ID; name several at once.
+    FILTERS select entries (all must match; with IDs, among those): --connector NAME,
+    --state active|deferred|hold|poison, --sender GLOB, --recipient GLOB, --older-than DURATION (30m, 2d).
+    hold: stop delivering (Suspend-Message; holding a held entry is fine); release: deliver held or
+    poison entries again; retry: attempt deferred entries now; remove: delete from the queue without a report.
     Safe while `postroom run` is running: the daemon applies the change.
+    The spool: --spool DIR, else $POSTROOM_SPOOL, else ./spool, else /var/spool/postroom.
     """
 
     public static func main(_ words: [String]) async -> ExitCode {
         let arguments: Arguments
         do {
-            arguments = try Arguments(words, options: ["--spool"], flags: ["--json", "--all", "--help", "-h"])
+            arguments = try Arguments(words, options: QueueSelection.options.union(["--spool"]), flags: ["--json", "--all", "--help", "-h"])
         } catch {
             printError("postroom queue: \(error)\n\n\(help)")
             return .usage
@@ -36,32 +39,54 @@ public enum QueueCommand {
             printError(help)
             return .usage
         }
-        let spool = CommandLineInterface.spool(arguments["--spool"])
+        let ids = Array(arguments.positional.dropFirst())
+        let selection: QueueSelection
+        do { selection = try QueueSelection(ids: ids, arguments: arguments) } catch {
+            printError("postroom queue \(verb): \(error)\n\n\(help)")
+            return .usage
+        }
+        let action = QueueRequest.Action(rawValue: verb)
+        guard verb == "list" || verb == "show" || action != nil else {
+            printError("postroom queue: unknown command '\(verb)'\n\n\(help)")
+            return .usage
+        }
+        guard let spool = SpoolLocation.resolveOrReport(arguments["--spool"], command: "queue \(verb)") else { return .userError }
         let store = QueueStore(spool: spool)
-        let id = arguments.positional.dropFirst().first
         switch verb {
         case "list":
-            return list(store, json: arguments.has("--json"))
+            guard ids.isEmpty else { printError("postroom queue list: takes filters, not ids (use show ID)\n\n\(help)"); return .usage }
+            return list(store, selection: selection, json: arguments.has("--json"))
         case "show":
-            guard let id else { printError("postroom queue show: needs an ID\n\n\(help)"); return .usage }
-            return show(store, id: id, json: arguments.has("--json"))
+            guard !ids.isEmpty || selection.hasFilters else { printError("postroom queue show: needs an ID or a filter\n\n\(help)"); return .usage }
+            return show(store, selection: selection, json: arguments.has("--json"))
         default:
-            guard let action = QueueRequest.Action(rawValue: verb) else {
-                printError("postroom queue: unknown command '\(verb)'\n\n\(help)")
-                return .usage
-            }
+            guard let action else { return .usage }
             let all = arguments.has("--all")
-            guard (id != nil) != all else {
-                printError("postroom queue \(verb): name one ID or use --all\n\n\(help)")
+            guard all != (!ids.isEmpty || selection.hasFilters) else {
+                printError("postroom queue \(verb): name IDs, give filters, or use --all (not both)\n\n\(help)")
                 return .usage
             }
-            return await change(QueueRequest(action: action, id: id, all: all), spool: spool, store: store)
+            if all { return await change(QueueRequest(action: action, id: nil, all: true), spool: spool, store: store) }
+            let scan = store.scan()
+            let (chosen, unmatchedEntries) = selection.select(from: scan.entries)
+            // Claimed files parked as poison are named by their queue id (they have no entries yet).
+            let parked = selection.ids.flatMap { QueueAdministration.matching($0, in: scan.parked) }.map(\.claimed.queueID)
+            let unmatched = unmatchedEntries.filter { QueueAdministration.matching($0, in: scan.parked).isEmpty }
+            for id in unmatched { printError("postroom queue \(verb): no queued message matches \(id)") }
+            guard !chosen.isEmpty || !parked.isEmpty else {
+                if unmatched.isEmpty { print("no queued message matches the filters; nothing to \(verb)") }
+                return unmatched.isEmpty ? .ok : .userError
+            }
+            let status = await change(QueueRequest(action: action, id: nil, ids: chosen.map(\.entry.id) + parked), spool: spool, store: store)
+            return unmatched.isEmpty ? status : .userError
         }
     }
 
-    static func list(_ store: QueueStore, json: Bool) -> ExitCode {
+    static func list(_ store: QueueStore, selection: QueueSelection, json: Bool) -> ExitCode {
         let scan = store.scan()
-        let entries = scan.entries
+        let entries = selection.select(from: scan.entries).entries
+        // Parked claimed files have no connector, sender or age to filter on: listed when nothing is filtered.
+        let parked = selection.hasFilters && selection.state != .poison ? [] : scan.parked
         let damaged = scan.damaged.map(\.path) + store.quarantinedFiles().map { store.damagedFolder + "/" + $0 }
         if json {
             let rows = entries.map { QueueListing(stored: $0) } + scan.parked.map { QueueListing(parked: $0) }
@@ -69,8 +94,8 @@ public enum QueueCommand {
             return .ok
         }
         defer { printDamaged(damaged) }
-        if entries.isEmpty && scan.parked.isEmpty {
-            print("Mail queue is empty")
+        if entries.isEmpty && parked.isEmpty {
+            print(selection.hasFilters ? "No queued message matches the filters" : "Mail queue is empty")
             return .ok
         }
         let now = Date()
@@ -95,12 +120,14 @@ public enum QueueCommand {
         return .ok
     }
 
-    static func show(_ store: QueueStore, id: String, json: Bool) -> ExitCode {
+    static func show(_ store: QueueStore, selection: QueueSelection, json: Bool) -> ExitCode {
         let scan = store.scan()
-        let matches = QueueAdministration.matching(id, in: scan.entries)
-        let parked = QueueAdministration.matching(id, in: scan.parked)
+        let (matches, unmatchedEntries) = selection.select(from: scan.entries)
+        let parked = selection.ids.flatMap { QueueAdministration.matching($0, in: scan.parked) }
+        let unmatched = unmatchedEntries.filter { QueueAdministration.matching($0, in: scan.parked).isEmpty }
+        for id in unmatched { printError("postroom queue show: no queued message matches \(id)") }
         guard !matches.isEmpty || !parked.isEmpty else {
-            printError("postroom queue show: no queued message matches \(id)")
+            if unmatched.isEmpty { printError("postroom queue show: no queued message matches the filters") }
             return .userError
         }
         if json {
@@ -130,7 +157,7 @@ public enum QueueCommand {
             }
             print("")
         }
-        return .ok
+        return unmatched.isEmpty ? .ok : .userError
     }
 
     static func change(_ request: QueueRequest, spool: String, store: QueueStore) async -> ExitCode {

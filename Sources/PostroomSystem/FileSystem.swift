@@ -109,12 +109,15 @@ public enum FileSystem {
     ///
     /// The directory entry is not synced here; callers batch that with ``DirectorySync``.
     /// A reader never sees a partial file under `path`.
-    public static func writeAtomically(_ bytes: some Collection<UInt8>, to path: String, sync: Bool = true, mode: mode_t = 0o640) throws(SystemError) {
+    /// With `exactMode`, the file's mode is set to `mode` (`fchmod`), not `mode` less the umask.
+    public static func writeAtomically(_ bytes: some Collection<UInt8>, to path: String, sync: Bool = true, mode: mode_t = 0o640,
+                                       exactMode: Bool = false) throws(SystemError) {
         let directory = (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
         let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(name).\(getpid()).tmp"
         do {
             let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: mode)
+            if exactMode { try file.setMode(mode) }
             try file.writeAll(bytes)
             if sync { try file.sync() }
             try rename(temporary, to: path)
@@ -126,8 +129,9 @@ public enum FileSystem {
 
     /// ``writeAtomically(_:to:sync:mode:)`` followed by a sync of the directory: when it returns, the
     /// new content is durably in place under `path` (node_exporter's textfile-collector convention).
+    /// The file gets exactly `mode`, whatever the process's umask (a collector running as another user reads it).
     public static func writeDurably(_ bytes: some Collection<UInt8>, to path: String, mode: mode_t = 0o640) throws(SystemError) {
-        try writeAtomically(bytes, to: path, mode: mode)
+        try writeAtomically(bytes, to: path, mode: mode, exactMode: true)
         let directory = (path as NSString).deletingLastPathComponent
         try syncDirectory(directory.isEmpty ? "." : directory)
     }

@@ -28,6 +28,11 @@ public final class OpenFile {
         try open(path, flags: O_WRONLY | O_CREAT | O_APPEND)
     }
 
+    /// Sets the file's permission bits exactly (`fchmod`), regardless of the umask it was created under.
+    public func setMode(_ mode: mode_t) throws(SystemError) {
+        guard fchmod(descriptor, mode) == 0 else { throw SystemError(operation: "fchmod", path: path, errno: errno) }
+    }
+
     public func status() throws(SystemError) -> FileStatus {
         var raw = stat()
         guard fstat(descriptor, &raw) == 0 else { throw SystemError(operation: "fstat", path: path, errno: errno) }

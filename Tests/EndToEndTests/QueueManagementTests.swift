@@ -103,7 +103,7 @@ import Testing
         #expect(harness.queued("poison").first?.hasSuffix("poison.eml") == true)
         #expect(harness.queued("poison").last?.hasSuffix("poison.eml.reason") == true)
         #expect(harness.log.contains("parked as poison"))
-        #expect(!harness.trackingLines("POISON").isEmpty)
+        #expect(!harness.trackingLines("POISONMESSAGE").isEmpty)
         // The parked claimed file is a queue item like any other: listed, shown and released with its reason.
         let queueID = String(try #require(harness.queued("poison").first).prefix { $0 != "." })
         let listing = try harness.command(["queue", "list"])

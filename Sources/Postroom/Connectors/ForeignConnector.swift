@@ -18,7 +18,11 @@ public struct ForeignConnector: Connector {
     public var dropDirectory: String { resolvePath(configuration.dropDirectory ?? configuration.name, against: spool) }
 
     public func prepare() throws {
-        try FileSystem.createDirectory(dropDirectory)
+        if let permissions = configuration.permissions {
+            try permissions.prepare(dropDirectory, privateMode: 0o750)
+        } else {
+            try FileSystem.createDirectory(dropDirectory)
+        }
     }
 
     public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
@@ -41,6 +45,7 @@ public struct ForeignConnector: Connector {
         let quota = configuration.quota?.bytes
         let quotaFiles = configuration.quotaFiles
         let usageCache = usage
+        let permissions = configuration.permissions
         let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
             Result { () throws(SystemError) -> Bool in
                 if FileSystem.exists(path) { return false }
@@ -57,7 +62,11 @@ public struct ForeignConnector: Connector {
                         throw SystemError.overQuota(operation: "quota", path: directory)
                     }
                 }
-                try FileSystem.writeAtomically(bytes, to: path, mode: 0o644)
+                if let permissions {
+                    try Ownership.writeAtomically(bytes, to: path, mode: permissions.fileMode(private: 0o644), group: permissions.groupID)
+                } else {
+                    try FileSystem.writeAtomically(bytes, to: path, mode: 0o644)
+                }
                 usageCache.add(bytes: Int64(bytes.count))
                 return true
             }

@@ -51,6 +51,7 @@ public struct MaildirConnector: Connector {
         let eol = lineEnding(of: message)
         let header = "Return-Path: <\(entry.envelope.sender)>\(eol)Delivered-To: \(recipient)\(eol)"
         let quota = configuration.quota?.bytes
+        let permissions = configuration.permissions
         // A fresh entry was never attempted, so no earlier copy can exist; otherwise look in new/
         // and in cur/ (a reader may have moved it there and added flags after ":2,").
         let mayExist = !entry.isFresh
@@ -60,13 +61,19 @@ public struct MaildirConnector: Connector {
                     || ((try? FileSystem.contents(of: folder + "/cur")) ?? []).contains(where: { $0.hasPrefix(name + ":") }) {
                     return false
                 }
-                for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
+                if let permissions {
+                    // The mailbox folder and its tmp/new/cur shared with the group (Dovecot as another user).
+                    for sub in ["", "/tmp", "/new", "/cur"] { try permissions.prepare(folder + sub, privateMode: 0o700) }
+                } else {
+                    for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
+                }
                 if let quota {
                     let used = try FileSystem.usage(of: folder + "/new").bytes + FileSystem.usage(of: folder + "/cur").bytes
                     if used + Int64(message.count) > quota { throw SystemError.overQuota(operation: "quota", path: folder) }
                 }
                 let temporary = folder + "/tmp/" + name
                 let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+                if let permissions { try Ownership.apply(to: file, mode: permissions.fileMode(private: 0o600), group: permissions.groupID) }
                 try file.writeAll(Array(header.utf8) + message)
                 try file.sync()
                 try FileSystem.rename(temporary, to: folder + "/new/" + name)

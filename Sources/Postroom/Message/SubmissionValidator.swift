@@ -39,6 +39,9 @@ public struct SubmissionContext: Sendable {
     /// A token unique to this submission (the queue id), for an added `Message-ID`.
     public var uniqueID: String
 
+    /// True for a report Postroom generated and fed back in (its Received line says so).
+    public var generatedReport = false
+
     public init(hostname: String, defaultDomain: String, now: Date = Date(), uniqueID: String = UUID().uuidString) {
         self.hostname = hostname
         self.defaultDomain = defaultDomain
@@ -365,7 +368,10 @@ public enum SubmissionValidator {
             rewritten.addField(name: "Date", value: now)
             changes.append("added Date: \(now)")
         }
-        let received = "from localhost by \(idRight(context.hostname)) (Postroom) with \(source.rawValue); \(now)"
+        // Say what happened: a report Postroom generated was not received from anywhere.
+        let received = context.generatedReport
+            ? "by \(idRight(context.hostname)) (Postroom) with local (delivery status notification); \(now)"
+            : "from localhost by \(idRight(context.hostname)) (Postroom) with \(source.rawValue); \(now)"
         rewritten.addField(name: "Received", value: received, at: .top)
         changes.append("added Received: \(received)")
         return .accepted(AcceptedSubmission(

@@ -274,13 +274,19 @@ public final class MetricsRegistry: Sendable {
     ///
     /// Families are sorted by name and each appears once (`# HELP`, `# TYPE`, then all its samples); series are
     /// sorted by their rendered label set, so two expositions of the same state are byte-identical.
-    public func exposition() -> String {
+    ///
+    /// - Parameter forTextfile: for node_exporter's textfile collector (`metrics.prom`): the `process_*`
+    ///   families are renamed `postroom_process_*`, because node_exporter exports its own `process_*`
+    ///   series and refuses a textfile that repeats them.
+    public func exposition(forTextfile: Bool = false) -> String {
         processMetrics?.refresh()
         let snapshot = families.withLock { $0 }
         var out = ""
         out.reserveCapacity(snapshot.count * 256)
-        for name in snapshot.keys.sorted() {
-            let family = snapshot[name]!
+        let rename: (String) -> String = { forTextfile && $0.hasPrefix("process_") ? "postroom_" + $0 : $0 }
+        for original in snapshot.keys.sorted(by: { rename($0) < rename($1) }) {
+            let family = snapshot[original]!
+            let name = rename(original)
             out += "# HELP \(name) \(PrometheusNames.escapeHelp(family.help))\n"
             out += "# TYPE \(name) \(family.type.rawValue)\n"
             for key in family.series.keys.sorted() {

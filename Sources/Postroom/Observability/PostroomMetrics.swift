@@ -2,7 +2,8 @@
 ///
 /// The runner creates one per stage and wraps every message's handling in ``measure(errorReason:_:)``
 /// (or updates the handles directly), so a new stage kind gets its metrics for free. All handles are
-/// created up front, except the per-`reason` error counters, which are created on first use.
+/// created up front, the error counters of ``errorReasons`` included, so every series exists at 0 from
+/// the start (`increase()` over the first burst then counts it); other reasons appear on first use.
 public struct StageMetrics: Sendable {
     /// Metric names, shared with ``StatsTable``.
     public enum Name {
@@ -36,7 +37,11 @@ public struct StageMetrics: Sendable {
         processing = registry.histogram(Name.processing, help: "Time a stage spends on one message, in seconds.", labels: labels)
         inFlight = registry.gauge(Name.inFlight, help: "Messages being handled by the stage.", labels: labels)
         buffer = registry.gauge(Name.buffer, help: "Messages waiting in the stage inbox.", labels: labels)
+        for reason in Self.errorReasons { _ = errors(reason: reason) }
     }
+
+    /// The `reason` values the runner records for any stage (see ``Telemetry``), created at 0.
+    public static let errorReasons = ["config", "disk_full", "error", "io"]
 
     /// The error counter for `reason` (a short, low-cardinality word such as `io`, `parse`, `limit`;
     /// never a message id or a path).

@@ -14,6 +14,9 @@ public struct PipelineFile: Sendable {
     public var tracking: TrackingConfiguration?
     /// How long SIGTERM waits for in-flight deliveries before exiting (default 30 s).
     public var shutdownTimeout: ConfigDuration
+    /// The fully qualified name Postroom gives itself in headers it writes (default: the machine's
+    /// FQDN, else the first accepted domain).
+    public var hostname: String?
     /// The file it was read from.
     public var path: String = ""
     /// The stage kinds its `stages` were decoded with; the runner and `check` build stages from it.
@@ -28,10 +31,15 @@ public struct PipelineFile: Sendable {
         return file
     }
 
-    /// The spool this pipeline runs on, absolute: `override` (`--spool`), else the file's `spool`,
-    /// else `./spool`, relative to the working directory.
+    /// The environment variable that names the spool when `--spool` does not (the systemd unit sets it,
+    /// so the operator commands find the daemon's spool).
+    public static let spoolEnvironmentVariable = "POSTROOM_SPOOL"
+
+    /// The spool this pipeline runs on, absolute: `override` (`--spool`), else `POSTROOM_SPOOL`, else
+    /// the file's `spool`, else `./spool`, relative to the working directory.
     public func spoolPath(override: String?) -> String {
-        let chosen = override ?? spool ?? "spool"
+        let environment = ProcessInfo.processInfo.environment[Self.spoolEnvironmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let chosen = override ?? environment ?? spool ?? "spool"
         let absolute = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
         return URL(fileURLWithPath: absolute).standardizedFileURL.path
     }
@@ -50,7 +58,7 @@ public struct PipelineFile: Sendable {
 
 extension PipelineFile: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, spool, stages, connectors, metrics, tracking, shutdownTimeout
+        case name, spool, stages, connectors, metrics, tracking, shutdownTimeout, hostname
     }
 
     public init(from decoder: any Decoder) throws {
@@ -63,6 +71,10 @@ extension PipelineFile: Decodable {
         metrics = try container.decodeIfPresent(MetricsConfiguration.self, forKey: .metrics)
         tracking = try container.decodeIfPresent(TrackingConfiguration.self, forKey: .tracking)
         shutdownTimeout = try container.decodeIfPresent(ConfigDuration.self, forKey: .shutdownTimeout) ?? ConfigDuration(seconds: 30)
+        hostname = try container.decodeIfPresent(String.self, forKey: .hostname)
+        if let hostname, !hostname.contains("."), !hostname.isEmpty {
+            throw DecodingError.dataCorruptedError(forKey: .hostname, in: container, debugDescription: "hostname must be fully qualified (e.g. mail.example.com), not '\(hostname)'")
+        }
     }
 }
 
@@ -123,9 +135,12 @@ public struct ConnectorConfiguration: Sendable, Decodable {
     public var maxMessageSize: ByteSize?
     /// Foreign: one drop file per recipient instead of one per message (a fax gateway sends one fax per number).
     public var filePerRecipient: Bool
+    /// Foreign and maildir: group and modes of the drop directory or mailbox folders and their files.
+    public var permissions: PermissionSettings?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, type, domains, addressSpaces, path, dropDirectory, quota, quotaFiles, command, timeout, concurrency, maxMessageSize, filePerRecipient
+        case permissions
     }
 
     public init(from decoder: any Decoder) throws {
@@ -151,6 +166,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
         concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 8
         maxMessageSize = try container.decodeIfPresent(ByteSize.self, forKey: .maxMessageSize)
         filePerRecipient = try container.decodeIfPresent(Bool.self, forKey: .filePerRecipient) ?? false
+        permissions = try container.decodeIfPresent(PermissionSettings.self, forKey: .permissions)
         switch type {
         case .maildir where path == nil:
             throw DecodingError.keyNotFound(CodingKeys.path, .init(codingPath: decoder.codingPath, debugDescription: "a maildir connector needs path"))

@@ -40,8 +40,11 @@ public final class PipelineRunner: Sendable {
                                        connectors: connectors, log: log, telemetry: telemetry)
         self.delivery = delivery
         let ingestBox = Mutex<IngestStage?>(nil)
-        let defaultDomain = pipeline.settings(CategorizeSettings.self)?.acceptedDomains.first ?? hostname
-        let context = StageContext(pipeline: pipeline, spool: spool, hostname: hostname, queue: store, log: log,
+        let acceptedDomains = pipeline.settings(CategorizeSettings.self)?.acceptedDomains ?? []
+        // Headers name this host by its FQDN (Maildir file names keep the bare name above).
+        let identity = HostIdentity.name(configured: pipeline.hostname, acceptedDomains: acceptedDomains)
+        let defaultDomain = acceptedDomains.first ?? identity
+        let context = StageContext(pipeline: pipeline, spool: spool, hostname: identity, queue: store, log: log,
                                    defaultDomain: defaultDomain,
                                    resubmit: { claimed in ingestBox.withLock { $0 }?.resubmit(claimed) },
                                    delivery: delivery, telemetry: telemetry, dryRun: dryRun)
@@ -65,9 +68,10 @@ public final class PipelineRunner: Sendable {
             }
         }
         self.stages = stages
+        telemetry.declare(stages: ["ingest"] + stages.map(\.0), connectors: pipeline.connectors.map(\.name))
         if !dryRun {
             // The intake directories exist as soon as the runner does, so producers can drop files at once.
-            for directory in ingest.watchedDirectories { try? FileSystem.createDirectory(directory) }
+            for directory in ingest.watchedDirectories { try? ingestSettings.prepareDirectory(directory) }
         }
         for connector in connectors where !dryRun {
             do { try connector.prepare() } catch { log.warning("connector \(connector.name): \(error)") }

@@ -180,20 +180,16 @@ public final class DeliveryService: Sendable {
 
     // MARK: One attempt
 
-    /// Tracking events for one attempt: DELIVER/DROP/TRANSFER per connector type, DEFER, FAIL.
+    /// Tracking events for one attempt in Exchange's names: DELIVER (STOREDRIVER) or SEND (GATEWAY,
+    /// AGENT) per connector type, DEFER with the connector's own status, FAIL.
     private func track(_ entry: QueueEntry, results: [DeliveryResult], connector: any Connector) {
-        let delivered: TrackingEvent.Kind
-        switch connector.configuration.type {
-        case .maildir: delivered = .deliver
-        case .foreign: delivered = .drop
-        case .agent: delivered = .transfer
-        }
+        let (delivered, source) = TrackingEvent.delivery(connectorType: connector.configuration.type.rawValue)
         var groups: [(TrackingEvent.Kind, String?, String?, [String])] = []
         for (recipient, result) in zip(entry.envelope.recipients, results) {
             let key: (TrackingEvent.Kind, String?, String?)
             switch result {
             case .delivered: key = (delivered, "2.0.0", nil)
-            case .deferred(let reason): key = (.defer, "4.0.0", reason)
+            case .deferred(let reason): key = (.defer, TrackingEvent.leadingStatus(of: reason, fallback: "4.0.0"), reason)
             case .failed(let status, let diagnostic): key = (.fail, status, diagnostic)
             }
             if let index = groups.firstIndex(where: { $0.0 == key.0 && $0.1 == key.1 && $0.2 == key.2 }) {
@@ -203,7 +199,7 @@ public final class DeliveryService: Sendable {
             }
         }
         for (kind, status, reason, recipients) in groups {
-            telemetry.track(TrackingEvent(event: kind, source: .delivery, queueID: entry.id, messageID: entry.messageID,
+            telemetry.track(TrackingEvent(event: kind, source: source, queueID: entry.id, messageID: entry.messageID,
                                           sender: entry.envelope.sender, recipients: recipients, connector: entry.connector,
                                           status: status, reason: reason, size: Int(entry.size)))
         }

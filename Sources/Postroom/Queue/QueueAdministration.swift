@@ -10,11 +10,15 @@ public struct QueueRequest: Sendable, Codable, Equatable {
     public var id: String?
     /// Every entry the action applies to (e.g. `retry --all`).
     public var all: Bool
+    /// Exact entry ids chosen by the CLI from ids and filters (`postroom queue remove ID1 ID2`,
+    /// `--connector fax --older-than 1d`); when set, `id` and `all` are not used.
+    public var ids: [String]?
 
-    public init(action: Action, id: String?, all: Bool = false) {
+    public init(action: Action, id: String?, all: Bool = false, ids: [String]? = nil) {
         self.action = action
         self.id = id
         self.all = all
+        self.ids = ids
     }
 }
 
@@ -67,7 +71,14 @@ public struct QueueAdministration: Sendable {
         let entries = scan.entries
         let targets: [StoredEntry]
         let parkedTargets: [ParkedClaimedFile]
-        if request.all {
+        var vanished: [String] = []
+        if let ids = request.ids {
+            let wanted = Set(ids)
+            targets = entries.filter { wanted.contains($0.entry.id) }
+            parkedTargets = scan.parked.filter { wanted.contains($0.claimed.queueID) }
+            // Delivered or removed between the CLI's selection and now: nothing left to change.
+            vanished = ids.filter { id in !targets.contains { $0.entry.id == id } && !parkedTargets.contains { $0.claimed.queueID == id } }
+        } else if request.all {
             targets = entries
             parkedTargets = scan.parked
         } else if let id = request.id {
@@ -90,9 +101,13 @@ public struct QueueAdministration: Sendable {
                 return QueueResponse(ok: false, message: "\(request.action.rawValue) \(parked.claimed.queueID): \(error)", affected: affected)
             }
         }
+        var already: [String] = []
         for target in targets {
             do {
-                if try await apply(request.action, to: target) {
+                if Self.alreadyDone(request.action, state: target.state) {
+                    // postsuper -h on a held message is not an error: the wanted state holds.
+                    already.append(target.entry.id)
+                } else if try await apply(request.action, to: target) {
                     affected.append(target.entry.id)
                 } else if !request.all {
                     skipped.append("\(target.entry.id) is \(target.state.rawValue)")
@@ -103,8 +118,20 @@ public struct QueueAdministration: Sendable {
         }
         let verb = ["hold": "held", "release": "released", "retry": "scheduled for retry", "remove": "removed"][request.action.rawValue] ?? request.action.rawValue
         var message = "\(affected.count) entr\(affected.count == 1 ? "y" : "ies") \(verb)"
+        if !already.isEmpty { message += "; already \(request.action == .hold ? "held" : "released"): " + already.joined(separator: ", ") }
         if !skipped.isEmpty { message += "; unchanged: " + skipped.joined(separator: ", ") }
-        return QueueResponse(ok: !affected.isEmpty || request.all, message: message, affected: affected)
+        if !vanished.isEmpty { message += "; no longer queued: " + vanished.joined(separator: ", ") }
+        let ok = !affected.isEmpty || !already.isEmpty || request.all || (request.ids != nil && skipped.isEmpty)
+        return QueueResponse(ok: ok, message: message, affected: affected)
+    }
+
+    /// Hold on a held entry, release on an entry that is neither held nor poison: already as asked.
+    static func alreadyDone(_ action: QueueRequest.Action, state: QueueState) -> Bool {
+        switch action {
+        case .hold: state == .held
+        case .release: state == .active || state == .deferred
+        case .retry, .remove: false
+        }
     }
 
     /// Returns false when the action does not apply to the entry's state.

@@ -55,8 +55,8 @@ public struct ReportSender: Sendable {
             about: original, originalMessage: message, originalMessageID: messageID, failed: failed,
             reportingDomain: context.defaultDomain, reportingHost: context.hostname, now: Date(), messageID: reportMessageID(queueID))
         else { return false }
-        try await submit(report, queueID: queueID)
-        context.telemetry.track(TrackingEvent(event: .dsn, source: .queue, queueID: queueID, messageID: messageID ?? "", sender: original.sender,
+        try await submit(report, queueID: queueID, lineEndingOf: message)
+        context.telemetry.track(TrackingEvent(event: .dsn, source: .dsn, queueID: queueID, messageID: messageID ?? "", sender: original.sender,
                                               recipients: failed.map(\.address), status: failed.first?.status,
                                               reason: failed.first.map { "\($0.action): \($0.diagnostic)" }))
         return true
@@ -72,19 +72,35 @@ public struct ReportSender: Sendable {
             rejecting: rejection, originalMessageID: messageID, reportingDomain: context.defaultDomain,
             reportingHost: context.hostname, now: Date(), messageID: reportMessageID(queueID))
         else { return false }
-        try await submit(report, queueID: queueID)
-        context.telemetry.track(TrackingEvent(event: .dsn, source: .queue, queueID: queueID, messageID: messageID ?? "", sender: rejection.envelope.sender,
+        try await submit(report, queueID: queueID, lineEndingOf: rejection.headerBytes)
+        context.telemetry.track(TrackingEvent(event: .dsn, source: .dsn, queueID: queueID, messageID: messageID ?? "", sender: rejection.envelope.sender,
                                               recipients: rejection.envelope.recipients.map(\.address), status: rejection.status, reason: rejection.diagnostic))
         return true
     }
 
     private func reportMessageID(_ queueID: String) -> String { "<\(queueID).report@\(context.hostname)>" }
 
-    private func submit(_ report: (envelope: Envelope, message: [UInt8]), queueID: String) async throws(SystemError) {
-        let bytes = ReplayFormat.encode(envelope: report.envelope, message: report.message, lineEnding: lineEnding(of: report.message))
+    /// Queues the report with the line endings of the message it is about, so a report lands in a
+    /// Maildir or drop directory in the same convention as the relayed mail around it.
+    private func submit(_ report: (envelope: Envelope, message: [UInt8]), queueID: String,
+                        lineEndingOf original: [UInt8]) async throws(SystemError) {
+        let ending = original.isEmpty ? "\r\n" : lineEnding(of: original)
+        let message = ending == "\n" ? Self.bareLineFeeds(report.message) : report.message
+        let bytes = ReplayFormat.encode(envelope: report.envelope, message: message, lineEnding: ending)
         // Nil: the same report is already in incoming/ (recovered or in flight); it goes on from there.
         if let claimed = try await context.queue.submitGenerated(bytes, queueID: queueID) {
             context.resubmit(claimed)
         }
+    }
+
+    /// The report with every CRLF turned into LF (reports are built with CRLF).
+    static func bareLineFeeds(_ message: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(message.count)
+        for (index, byte) in message.enumerated() {
+            if byte == UInt8(ascii: "\r"), index + 1 < message.count, message[index + 1] == UInt8(ascii: "\n") { continue }
+            out.append(byte)
+        }
+        return out
     }
 }

@@ -25,7 +25,7 @@ public actor CategorizeStage: MessageStage {
     public init(settings: CategorizeSettings, context: StageContext) throws {
         telemetry = context.telemetry
         if let path = settings.directory {
-            directory = try RecipientDirectory.load(path: context.configPath(path), acceptedDomains: settings.acceptedDomains)
+            directory = try RecipientDirectory.load(declaredIn: context.pipeline, path: path, acceptedDomains: settings.acceptedDomains)
         } else {
             directory = RecipientDirectory(file: DirectoryFile(), acceptedDomains: settings.acceptedDomains)
         }

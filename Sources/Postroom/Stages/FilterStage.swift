@@ -215,7 +215,7 @@ public actor FilterStage: MessageStage {
             try await context.queue.release(item.claimed)
             let reason = "dropped by filter rule '\(rule.name)'" + (rule.reason.map { ": \($0)" } ?? "")
             context.log.notice("\(item.queueID) from \(item.envelope.hasNullSender ? "<>" : item.envelope.sender): \(reason)")
-            track(.fail, item, rule: rule, reason: reason)
+            track(.drop, item, rule: rule, reason: reason)
             return .finished(.dropped)
         }
     }

@@ -13,8 +13,10 @@ public struct IngestSettings: StageSettings, Decodable {
     public var maxMessagesPerMinute: Int
     /// Intake pauses while the spool's filesystem has less free space than this (back pressure).
     public var minFreeSpace: ByteSize
+    /// Group and mode of `pickup/` and `replay/`, for producers running as other users.
+    public var permissions: PermissionSettings?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case stage, pickup, replay, maxMessagesPerMinute, minFreeSpace }
+    enum CodingKeys: String, CodingKey, CaseIterable { case stage, pickup, replay, maxMessagesPerMinute, minFreeSpace, permissions }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -23,6 +25,7 @@ public struct IngestSettings: StageSettings, Decodable {
         replay = container.contains(.replay) ? try container.decodeIfPresent(String.self, forKey: .replay) : "replay"
         maxMessagesPerMinute = try container.decodeIfPresent(Int.self, forKey: .maxMessagesPerMinute) ?? 0
         minFreeSpace = try container.decodeIfPresent(ByteSize.self, forKey: .minFreeSpace) ?? ByteSize(bytes: 64 << 20)
+        permissions = try container.decodeIfPresent(PermissionSettings.self, forKey: .permissions)
         guard maxMessagesPerMinute >= 0 else {
             throw DecodingError.dataCorruptedError(forKey: .maxMessagesPerMinute, in: container, debugDescription: "must be 0 (no limit) or more")
         }
@@ -102,7 +105,7 @@ public actor IngestStage {
         let inotify = try Inotify()
         self.inotify = inotify
         for (index, directory) in directories.enumerated() {
-            try FileSystem.createDirectory(directory.path)
+            try settings.prepareDirectory(directory.path)
             try watch(index, inotify: inotify)
         }
         let events = inotify.events()
@@ -157,7 +160,7 @@ public actor IngestStage {
 
     private func watch(_ index: Int, inotify: Inotify) throws {
         let directory = directories[index]
-        try FileSystem.createDirectory(directory.path)
+        try settings.prepareDirectory(directory.path)
         let watch = try inotify.addWatch(path: directory.path, mask: [.closeWrite, .movedTo, .create, .deleteSelf, .moveSelf, .onlyDirectory, .dontFollow])
         watches[watch] = index
         claimsByRename[index] = FileSystem.sameFilesystem(directory.path, context.queue.incoming)

@@ -50,10 +50,10 @@ public actor ValidateStage: MessageStage {
 
     public func process(_ item: PipelineItem) async throws -> StageResult {
         let source: MessageSource = item.claimed.source == .pickup ? .pickup : .replay
-        let verdict = SubmissionValidator.validate(
-            item.bytes, totalSize: item.size, source: source, limits: settings.limits,
-            context: SubmissionContext(hostname: context.hostname, defaultDomain: context.defaultDomain, now: item.arrival,
-                                       uniqueID: item.queueID + "." + context.hostname))
+        var submission = SubmissionContext(hostname: context.hostname, defaultDomain: context.defaultDomain, now: item.arrival,
+                                           uniqueID: item.queueID + "." + context.hostname)
+        submission.generatedReport = item.claimed.source == .report
+        let verdict = SubmissionValidator.validate(item.bytes, totalSize: item.size, source: source, limits: settings.limits, context: submission)
         var item = item
         switch verdict {
         case .accepted(let accepted):
