@@ -1,6 +1,6 @@
 /// One mailbox from an address header field (`From`, `To`, `Cc`, `Bcc`, `Sender`).
 ///
-/// `address` is always `local@domain` with the domain lowercased (the local part keeps
+/// `address` is always `local@domain` with the domain's ASCII letters lowercased (the local part keeps
 /// its case: RFC 5321 says only the destination may interpret it). A local part that
 /// needs quoting is kept quoted, so `address` is always a valid addr-spec to write back.
 public struct MailboxAddress: Sendable, Hashable, Codable {
@@ -260,7 +260,7 @@ public enum AddressParser {
             guard !inside.isEmpty, inside.allSatisfy({ ($0 >= 0x21 && $0 <= 0x5A) || ($0 >= 0x5E && $0 <= 0x7E) }) else {
                 return .failure(Problem(reason: "has a malformed domain literal"))
             }
-            return .success(String(decoding: literal.content, as: UTF8.self).lowercased())
+            return .success(String(decoding: literal.content.map(HeaderText.lowerASCII), as: UTF8.self))
         }
         var bytes: [UInt8] = []
         var expectAtom = true
@@ -286,7 +286,8 @@ public enum AddressParser {
         }
         let text = String(decoding: bytes, as: UTF8.self)
         guard isValidDomain(text) else { return .failure(Problem(reason: "has a domain that is not a host name")) }
-        return .success(text.lowercased())
+        // ASCII only: case-mapping other characters is IDNA's business, not a transport's.
+        return .success(String(decoding: bytes.map(HeaderText.lowerASCII), as: UTF8.self))
     }
 
     private static func describe(_ token: Token) -> String {

@@ -272,12 +272,12 @@ public enum SubmissionValidator {
         let singleSender = senderList.count == 1 && senderInvalid.isEmpty ? senderList[0].address : nil
         if authors > 1 {
             if let singleSender { return .success(singleSender) }
-            return .failure(Problem(text: "From: lists \(authors) authors, so Sender: must hold exactly one "
+            return .failure(Problem(text: "From: lists \(authors) addresses, so Sender: must hold exactly one "
                 + "address, but it holds \(senderList.count)\(senderInvalid.isEmpty ? "" : " and \(senderInvalid.count) unusable element(s)")"))
         }
         if let singleSender { return .success(singleSender) }
         if let bad = fromInvalid.first {
-            return .failure(Problem(text: "From: \"\(ReplayEnvelope.excerpt(bad.text))\" is not a valid address: it \(bad.reason)"))
+            return .failure(Problem(text: "From: \"\(ReplayEnvelope.excerpt(bad.text))\" holds no valid address: it \(bad.reason)"))
         }
         if let field = fromFields.first {
             return .failure(Problem(text: "From: \"\(ReplayEnvelope.excerpt(field.value))\" holds no valid address"))
