@@ -172,7 +172,12 @@ public enum AddressParser {
             }
         }
         let phrase = significant[..<open]
-        if let bad = phrase.first(where: { !($0.isWord || $0.kind == .dot || $0.kind == .special(0x40)) }) {
+        // An unquoted @ before "<" may be a recipient with a lost comma ("a@b <c@d>"):
+        // ambiguous, so reported rather than guessed (Python's email refuses it too).
+        if phrase.contains(where: { $0.kind == .special(0x40) }) {
+            return .failure(Problem(reason: "has an unquoted @ in its display name (a missing comma? quote the name)"))
+        }
+        if let bad = phrase.first(where: { !($0.isWord || $0.kind == .dot) }) {
             return .failure(Problem(reason: "has \(describe(bad)) in its display name (quote the name)"))
         }
         guard let close = significant[(open + 1)...].firstIndex(where: { $0.kind == .special(0x3E) }) else {

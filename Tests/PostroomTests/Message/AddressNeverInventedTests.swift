@@ -63,7 +63,9 @@ struct AddressNeverInventedTests {
 
     @Test func displayNamesMayHoldWhatAddressesMayNot() {
         // The display name is never the address, so an unusual one costs nothing.
-        #expect(addresses("a@b.example <real@x.example>") == ["real@x.example"])
+        #expect(addresses("\"a@b.example\" <real@x.example>") == ["real@x.example"])
+        // Unquoted, "a@b.example <c@d.example>" may be two recipients with a lost comma.
+        #expect(invalid("a@b.example <real@x.example>") == ["a@b.example <real@x.example>"])
         #expect(parse("Joe Q. Public <jqp@example.com>").mailboxes.first?.displayName == "Joe Q. Public")
         #expect(invalid("Bad \\ name <a@b.example>") == ["Bad \\ name <a@b.example>"])
     }
