@@ -62,6 +62,11 @@ public actor ValidateStage: MessageStage {
             item.messageID = accepted.messageID
             item.notes += accepted.headerChanges
             track(.receive, item, file: item.claimed.originalName)
+            // Unusable To/Cc/Bcc elements join the failures the deliver stage reports on.
+            item.failures += accepted.invalidRecipients
+            for failure in accepted.invalidRecipients {
+                track(.fail, item, recipients: [failure.address], status: failure.status, reason: failure.diagnostic)
+            }
             return .forward(item)
         case .report(let report):
             item.envelope = report.envelope
@@ -71,7 +76,12 @@ public actor ValidateStage: MessageStage {
             if item.claimed.source == .report || report.envelope.hasNullSender {
                 return try reject(item, reason: "\(report.status) \(report.diagnostic); no report is sent for a message from the null sender")
             }
-            try await reports.send(rejecting: report, messageID: nil, cause: ReportCause(queueID: item.queueID, event: "validate"))
+            if report.invalidRecipients.isEmpty {
+                try await reports.send(rejecting: report, messageID: nil, cause: ReportCause(queueID: item.queueID, event: "validate"))
+            } else {
+                try await reports.send(about: report.envelope, message: report.headerBytes, messageID: nil, failed: report.failedRecipients,
+                                       cause: ReportCause(queueID: item.queueID, event: "validate"))
+            }
             try await context.queue.release(item.claimed)
             return .finished(.reported)
         case .badmail(let reason):
@@ -81,9 +91,9 @@ public actor ValidateStage: MessageStage {
         }
     }
 
-    private func track(_ kind: TrackingEvent.Kind, _ item: PipelineItem, status: String? = nil, reason: String? = nil, file: String? = nil) {
+    private func track(_ kind: TrackingEvent.Kind, _ item: PipelineItem, recipients: [String]? = nil, status: String? = nil, reason: String? = nil, file: String? = nil) {
         context.telemetry.track(TrackingEvent(event: kind, source: .init(item.claimed.source), queueID: item.queueID, messageID: item.messageID,
-                                              sender: item.envelope.sender, recipients: item.envelope.recipients.map(\.address),
+                                              sender: item.envelope.sender, recipients: recipients ?? item.envelope.recipients.map(\.address),
                                               status: status, reason: reason, file: file, size: Int(item.size)))
     }
 
