@@ -17,6 +17,7 @@ public enum CommandLineInterface {
       stats [--spool DIR] [--watch]    stage-level metrics as a table
       trace ID [--spool DIR]           the history of one message from the tracking log
       bench [--messages N] [--rate R]  measure throughput, latency and memory on a temporary spool
+      submit [-f SENDER RCPT...]       put the message on standard input into pickup/ (or replay/) safely
       --help                           this text;  postroom <command> --help for one command
       --version                        print the version
 
@@ -52,6 +53,8 @@ public enum CommandLineInterface {
             return OperatorCommands.trace(rest)
         case "bench":
             return await Bench.main(rest)
+        case "submit":
+            return await SubmitCommand.main(rest)
         default:
             printError("postroom: unknown command '\(command)'\n\n\(usage)")
             return .usage

@@ -114,7 +114,10 @@ public struct AgentConnector: Connector {
         let line = firstLine(of: outcome.output)
         switch outcome.termination {
         case .timedOut:
-            return .deferred("agent timed out after \(formatSeconds(timeout))s")
+            // What it printed before it was stopped is usually why it hung (Postfix's sendmail
+            // retrying a postdrop that NoNewPrivileges keeps from its setgid, say).
+            let said = outputSummary(outcome.output)
+            return .deferred("agent timed out after \(formatSeconds(timeout))s" + (said.map { "; its output: " + $0 } ?? " without output"))
         case .statusLost:
             return .deferred("the agent's exit status was lost; it is run again")
         case .signalled(let signal):
@@ -144,6 +147,17 @@ public struct AgentConnector: Connector {
             .map({ $0.trimmingCharacters(in: .whitespaces) }).first(where: { !$0.isEmpty }) else { return nil }
         let cleaned = String(line.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
         return String(cleaned.prefix(512))
+    }
+
+    /// The whole captured output on one line (lines joined with " | ", control characters
+    /// replaced, at most 512 characters), or nil when there was none.
+    static func outputSummary(_ output: [UInt8]) -> String? {
+        let lines = String(decoding: output, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !lines.isEmpty else { return nil }
+        let joined = lines.joined(separator: " | ")
+        let cleaned = String(joined.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
+        return cleaned.count > 512 ? String(cleaned.prefix(512)) + "…" : cleaned
     }
 
     /// The RFC 3463 code (`4.2.2`, `5.1.1`) a line starts with, if any: class 4 or 5, then

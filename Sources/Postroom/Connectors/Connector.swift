@@ -21,11 +21,25 @@ public protocol Connector: Sendable {
     func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult]
     /// Creates what the connector needs at start-up (its directories); errors are logged, not fatal.
     func prepare() throws
+    /// The RFC 3464 action of a success notice for a recipient of `entry` that asked for one
+    /// (`NOTIFY=SUCCESS`) and was just delivered: `delivered` when this connector is the last
+    /// hop, `relayed` when the message left for a system that will not report, nil when the
+    /// next system got the DSN parameters and reports itself (RFC 3461 §6.2).
+    func successAction(for entry: QueueEntry) -> String?
 }
 
 extension Connector {
     public var name: String { configuration.name }
     public func prepare() throws {}
+
+    public func successAction(for entry: QueueEntry) -> String? {
+        switch configuration.type {
+        case .maildir: return "delivered"
+        case .agent, .smtp: return "relayed"
+        // The drop file carries NOTIFY on to the consumer in its X-Receiver lines.
+        case .foreign: return nil
+        }
+    }
 }
 
 /// Builds the connector a configuration describes.
@@ -40,6 +54,8 @@ public enum ConnectorFactory {
             return ForeignConnector(configuration: configuration, spool: spool, directorySync: directorySync)
         case .agent:
             return AgentConnector(configuration: configuration, spool: spool, configurationFolder: configurationFolder)
+        case .smtp:
+            return SMTPConnector(configuration: configuration, hostname: hostname)
         }
     }
 }
@@ -55,7 +71,7 @@ func stableHash(_ text: String) -> String {
 }
 
 /// The line ending a message uses, judged by its first line ("\r\n" or "\n").
-func lineEnding(of message: [UInt8]) -> String {
+public func lineEnding(of message: [UInt8]) -> String {
     guard let newline = message.prefix(8192).firstIndex(of: UInt8(ascii: "\n")) else { return "\r\n" }
     return newline > 0 && message[newline - 1] == UInt8(ascii: "\r") ? "\r\n" : "\n"
 }

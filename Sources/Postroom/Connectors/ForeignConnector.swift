@@ -31,7 +31,7 @@ public struct ForeignConnector: Connector {
         }
         var results: [DeliveryResult] = []
         for recipient in entry.envelope.recipients {
-            let single = Envelope(sender: entry.envelope.sender, recipients: [recipient])
+            let single = Envelope(sender: entry.envelope.sender, recipients: [recipient], parameters: entry.envelope.parameters)
             results.append(await write(envelope: single, name: entry.id + "-" + stableHash(recipient.address), message: message))
         }
         return results

@@ -57,6 +57,7 @@ public enum ReplayEnvelope {
     /// The envelope from a list of header fields in file order (see `parse(_:)`).
     static func parse(fields: [HeaderField]) throws(SubmissionError) -> Envelope {
         var sender: String?
+        var senderParameters: [String] = []
         var senderCount = 0
         var recipients: [EnvelopeRecipient] = []
         // The same address twice (even with other parameters): the first one wins.
@@ -77,10 +78,11 @@ public enum ReplayEnvelope {
             if isSender {
                 senderCount += 1
                 guard senderCount == 1 else { throw .multipleSenders }
-                guard readable, let (address, _) = split(value), let parsed = normalize(address, allowNull: true) else {
+                guard readable, let (address, parameters) = split(value), let parsed = normalize(address, allowNull: true) else {
                     throw .invalidSender(value)
                 }
                 sender = parsed
+                senderParameters = parameters
             } else {
                 guard readable, let (address, parameters) = split(value),
                       let parsed = normalize(address, allowNull: false) else {
@@ -92,7 +94,7 @@ public enum ReplayEnvelope {
         }
         guard let sender else { throw .missingSender }
         guard !recipients.isEmpty else { throw .missingRecipients }
-        return Envelope(sender: sender, recipients: recipients)
+        return Envelope(sender: sender, recipients: recipients, parameters: senderParameters)
     }
 
     /// The envelope header fields a Replay producer injects; they describe the
@@ -195,7 +197,7 @@ public enum ReplayEnvelope {
 /// Writes messages in Replay format: the envelope as `X-Sender`/`X-Receiver` lines,
 /// then the message. The result can be dropped straight into a Replay directory.
 public enum ReplayFormat {
-    /// `X-Sender: <sender>`, one `X-Receiver: <address> PARAMS` per recipient, then
+    /// `X-Sender: <sender> PARAMS`, one `X-Receiver: <address> PARAMS` per recipient, then
     /// `X-EndOfInjectedXHeaders: N`, then `message`.
     ///
     /// N is the number of bytes of the injected lines *before* the
@@ -207,7 +209,12 @@ public enum ReplayFormat {
     /// All lines use `lineEnding`; pass the message's own so the file is consistent.
     public static func encode(envelope: Envelope, message: [UInt8], lineEnding: String) -> [UInt8] {
         let eol = lineEnding == "\n" ? "\n" : "\r\n"
-        var injected = "X-Sender: <\(sanitized(envelope.sender))>\(eol)"
+        var injected = "X-Sender: <\(sanitized(envelope.sender))>"
+        for parameter in envelope.parameters {
+            let cleaned = sanitizedParameter(parameter)
+            if !cleaned.isEmpty { injected += " " + cleaned }
+        }
+        injected += eol
         for recipient in envelope.recipients {
             injected += "X-Receiver: <\(sanitized(recipient.address))>"
             for parameter in recipient.parameters {

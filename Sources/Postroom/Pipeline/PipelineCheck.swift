@@ -58,6 +58,7 @@ public struct PipelineCheck: Sendable {
             }
             let folder: String?
             switch connector.type {
+            case .smtp: folder = nil
             case .foreign: folder = resolvePath(connector.dropDirectory ?? connector.name, against: spool)
             case .maildir: folder = resolvePath((connector.path ?? "").replacingOccurrences(of: "{user}", with: ""), against: spool)
             case .agent:
@@ -158,6 +159,7 @@ public struct PipelineCheck: Sendable {
             case .maildir: target = connector.path ?? ""
             case .foreign: target = connector.dropDirectory ?? ""
             case .agent: target = (connector.command ?? []).joined(separator: " ")
+            case .smtp: target = (connector.smtp?.smartHosts ?? []).map(\.description).joined(separator: ", ")
             }
             let spaces = (connector.domains + connector.addressSpaces).joined(separator: ", ")
             lines.append("      ⇒ \(connector.name) [\(connector.type.rawValue)] \(spaces) → \(target)")

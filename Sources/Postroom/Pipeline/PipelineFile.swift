@@ -107,6 +107,8 @@ public enum ConnectorType: String, Sendable, Codable, CaseIterable {
     case foreign
     /// A command run per recipient with the message on standard input (a delivery agent).
     case agent
+    /// SMTP to smart hosts (Exchange: a Send connector routed through smart hosts).
+    case smtp
 }
 
 /// One entry of `connectors`.
@@ -135,12 +137,16 @@ public struct ConnectorConfiguration: Sendable, Decodable {
     public var maxMessageSize: ByteSize?
     /// Foreign: one drop file per recipient instead of one per message (a fax gateway sends one fax per number).
     public var filePerRecipient: Bool
+    /// smtp: smart hosts, EHLO name, timeouts, connection reuse (nil for the other types).
+    public var smtp: SMTPSettings?
     /// Foreign and maildir: group and modes of the drop directory or mailbox folders and their files.
     public var permissions: PermissionSettings?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, type, domains, addressSpaces, path, dropDirectory, quota, quotaFiles, command, timeout, concurrency, maxMessageSize, filePerRecipient
         case permissions
+        // smtp (SMTPSettings.Keys)
+        case smartHosts, smartHostOrder, heloName, timeouts, idleTimeout, hostBackoff, hostBackoffMax
     }
 
     public init(from decoder: any Decoder) throws {
@@ -152,7 +158,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
         }
         let typeName = try container.decode(String.self, forKey: .type)
         guard let type = ConnectorType(rawValue: typeName) else {
-            throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown connector type '\(typeName)' (known: maildir, foreign, agent)")
+            throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown connector type '\(typeName)' (known: maildir, foreign, agent, smtp)")
         }
         self.type = type
         domains = try container.decodeIfPresent([String].self, forKey: .domains) ?? []
@@ -167,6 +173,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
         maxMessageSize = try container.decodeIfPresent(ByteSize.self, forKey: .maxMessageSize)
         filePerRecipient = try container.decodeIfPresent(Bool.self, forKey: .filePerRecipient) ?? false
         permissions = try container.decodeIfPresent(PermissionSettings.self, forKey: .permissions)
+        smtp = try SMTPSettings.decode(from: decoder, isSMTP: type == .smtp)
         switch type {
         case .maildir where path == nil:
             throw DecodingError.keyNotFound(CodingKeys.path, .init(codingPath: decoder.codingPath, debugDescription: "a maildir connector needs path"))

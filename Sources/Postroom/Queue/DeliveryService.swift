@@ -54,7 +54,7 @@ public final class DeliveryService: Sendable {
             for recipient in hop.recipients { if let mailbox = recipient.mailbox { mailboxes[recipient.address] = mailbox } }
             let envelope = Envelope(sender: item.envelope.sender, recipients: hop.recipients.map {
                 EnvelopeRecipient(address: $0.address, parameters: $0.original.parameters)
-            })
+            }, parameters: item.envelope.parameters)
             var entry = QueueEntry(id: "\(item.queueID).\(index + 1)", queueID: item.queueID, connector: hop.connector,
                                    envelope: envelope, mailboxes: mailboxes, messageID: item.messageID,
                                    source: item.claimed.source, arrival: item.arrival, size: Int64(item.bytes.count))
@@ -82,6 +82,14 @@ public final class DeliveryService: Sendable {
             }
         }
         return .finished(entries.isEmpty ? .reported : .queued)
+    }
+
+    /// True when the recipient's `NOTIFY=` lists SUCCESS (RFC 3461); without NOTIFY, never.
+    static func asksForSuccessNotice(_ recipient: EnvelopeRecipient) -> Bool {
+        recipient.parameters.contains { parameter in
+            let upper = parameter.uppercased()
+            return upper.hasPrefix("NOTIFY=") && upper.dropFirst(7).split(separator: ",").contains("SUCCESS")
+        }
     }
 
     /// The header block of a message (up to the first empty line), attached to reports.
@@ -227,10 +235,17 @@ public final class DeliveryService: Sendable {
         track(entry, results: results, connector: connector)
         var remaining: [EnvelopeRecipient] = []
         var failed: [FailedRecipient] = []
+        var succeeded: [FailedRecipient] = []
+        let successAction = connector.successAction(for: entry)
         var lastError: String?
         for (recipient, result) in zip(entry.envelope.recipients, results) {
             switch result {
-            case .delivered: break
+            case .delivered:
+                if let successAction, Self.asksForSuccessNotice(recipient) {
+                    succeeded.append(FailedRecipient(address: recipient.address, status: "2.0.0", diagnostic: successAction == "delivered"
+                        ? "delivered by connector \(connector.name)" : "relayed by connector \(connector.name) to a system that does not report delivery",
+                        action: successAction))
+                }
             case .deferred(let reason):
                 remaining.append(recipient)
                 lastError = reason
@@ -250,6 +265,10 @@ public final class DeliveryService: Sendable {
             if !failed.isEmpty {
                 try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: failed,
                                             cause: .failed(entry))
+            }
+            if !succeeded.isEmpty {
+                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: succeeded,
+                                            cause: .delivered(entry))
             }
             if remaining.isEmpty {
                 FaultInjection.checkpoint("remove")

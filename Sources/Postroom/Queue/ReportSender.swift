@@ -25,6 +25,10 @@ public struct ReportCause: Sendable, Equatable {
     public static func failed(_ entry: QueueEntry) -> ReportCause {
         ReportCause(queueID: entry.queueID, event: "failed \(entry.id)#\(entry.attempts)")
     }
+    /// The delivery notice (NOTIFY=SUCCESS) for the recipients an attempt of an entry delivered.
+    public static func delivered(_ entry: QueueEntry) -> ReportCause {
+        ReportCause(queueID: entry.queueID, event: "delivered \(entry.id)#\(entry.attempts)")
+    }
     /// The one delay notice of an entry.
     public static func delayed(_ entry: QueueEntry) -> ReportCause { ReportCause(queueID: entry.queueID, event: "delayed \(entry.id)") }
 

@@ -93,6 +93,15 @@ struct AgentConnectorTests {
         #expect(results == [.deferred("agent killed by signal 9: dying")])
     }
 
+    @Test("an agent that times out shows what it printed in the deferral reason")
+    func timeoutShowsOutput() async throws {
+        let sandbox = try AgentSandbox()
+        // What Postfix's sendmail prints when NoNewPrivileges keeps postdrop from its setgid group.
+        let script = try sandbox.script("hang.sh", "echo 'postdrop: warning: mail_queue_enter: create file maildrop/1234: Permission denied' >&2\necho 'second line'\nexec sleep 30")
+        let results = await (try sandbox.connector([script], timeout: "300ms")).deliver(agentEntry(), message: sampleMessage)
+        #expect(results == [.deferred("agent timed out after 0.3s; its output: postdrop: warning: mail_queue_enter: create file maildrop/1234: Permission denied | second line")])
+    }
+
     @Test("a command over its time limit is deferred and its whole process group is gone, even when it ignores SIGTERM")
     func timeout() async throws {
         let sandbox = try AgentSandbox()
@@ -101,7 +110,7 @@ struct AgentConnectorTests {
         let connector = try sandbox.connector([script], timeout: "500ms")
         let started = ContinuousClock.now
         let results = await connector.deliver(agentEntry(), message: sampleMessage)
-        #expect(results == [.deferred("agent timed out after 0.5s")])
+        #expect(results == [.deferred("agent timed out after 0.5s without output")])
         // Without the time limit the script would run its full 30 s; anything well short proves the kill.
         #expect(ContinuousClock.now - started < .seconds(25))
         for file in ["shell.pid", "sleep.pid"] {
