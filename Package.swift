@@ -19,9 +19,11 @@ let package = Package(
         // The operator's commands (run, check, explain, queue, stats, trace, bench) over the engine.
         .target(name: "PostroomCommands", dependencies: ["Postroom", "PostroomSystem", "Inotify"]),
         .executableTarget(name: "postroom", dependencies: ["PostroomCommands"]),
+        // Helpers the unit test targets share (temporary folders); not a test target itself.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "InotifyTests", dependencies: ["Inotify"]),
-        .testTarget(name: "PostroomSystemTests", dependencies: ["PostroomSystem"]),
-        .testTarget(name: "PostroomTests", dependencies: ["Postroom", "PostroomSystem"]),
+        .testTarget(name: "PostroomSystemTests", dependencies: ["PostroomSystem", "TestSupport"]),
+        .testTarget(name: "PostroomTests", dependencies: ["Postroom", "PostroomSystem", "TestSupport"]),
         .testTarget(name: "PostroomCommandsTests", dependencies: ["PostroomCommands", "Postroom"]),
         .testTarget(name: "StageExtensionTests", dependencies: ["Postroom", "PostroomSystem"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Postroom", "PostroomSystem", "postroom"]),

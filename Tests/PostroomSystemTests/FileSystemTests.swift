@@ -4,6 +4,7 @@ import Testing
 import Glibc
 #endif
 @testable import PostroomSystem
+import TestSupport
 
 enum SystemLayer {
     @Suite struct FileSystemTests {
