@@ -117,8 +117,10 @@ struct SyscallTraceCheck {
                 for rename in renames where rename.durableAt.map({ $0 >= call.start }) ?? true {
                     let related: Bool
                     if isClaimed {
-                        // A claimed file carries on as its entries and its reports.
-                        related = rename.name != name && (rename.name.hasPrefix(queueID + ".") || isReport(rename))
+                        // A claimed file carries on as its entries and its reports, or as its deliveries
+                        // where they are made straight from it (drop files `<qid>.<n>…`, Maildir `…Q<qid>.<n>R…`).
+                        related = rename.name != name
+                            && (rename.name.hasPrefix(queueID + ".") || rename.name.contains("Q" + queueID + ".") || isReport(rename))
                     } else {
                         // An entry carries on as its deliveries, its reports, or itself in another state folder.
                         related = (rename.name == name && rename.directory != directory)
