@@ -34,9 +34,11 @@ struct DirectoryDurabilityTests {
     @Test func everyRenameIsDurableBeforeWhatDependsOnItIsForgotten() async throws {
         let check = try await Self.traceAndCheck()
         #expect(check.violations.isEmpty, "\(check.violations.prefix(10).joined(separator: "\n"))")
-        // The rules were applied to real work, not to an empty trace.
-        #expect(check.durableRenames >= 12 * 7, "only \(check.durableRenames) renames into durable places were traced")
-        #expect(check.checkedUnlinks >= 12 * 5, "only \(check.checkedUnlinks) unlinks of claimed files and entries were traced")
+        // The rules were applied to real work, not to an empty trace: at least the four deliveries
+        // of each message (alice, fax, outbound, the report), and the release of each claimed file
+        // and of its report (however many queue entries a design writes in between).
+        #expect(check.durableRenames >= 12 * 4, "only \(check.durableRenames) renames into durable places were traced")
+        #expect(check.checkedUnlinks >= 12 * 2, "only \(check.checkedUnlinks) unlinks of claimed files and entries were traced")
     }
 
     /// Negative control: with fsync turned off the same rules must fail, on files and on directories.
