@@ -75,6 +75,31 @@ struct SplitMix: RandomNumberGenerator {
         #expect(try await harness.stop() == 0)
     }
 
+    /// One kill is at most one crash for any message: with the default poisonThreshold (2) nothing is parked.
+    @Test func singleKillsNeverParkAHealthyMessageAndSendEachReportOnce() async throws {
+        let harness = try Harness()
+        var random = SplitMix(state: 131)
+        let reported = { (index: Int) in index % 10 == 9 }
+        var next = 0
+        for round in 0..<3 {
+            try await harness.start()
+            for index in next..<next + 200 { try harness.drop(Mail.message(index, token: "s\(index)", reported: reported(index)), named: "s\(index).eml") }
+            next += 200
+            try await Task.sleep(for: .milliseconds(Int.random(in: 100...600, using: &random)))
+            try await harness.crash()
+            try await harness.start()
+            let expected = Mail.expectedCensus(0..<next, prefix: "s", reported: reported)
+            let expectedFiles = expected.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+            try await waitUntil("round \(round): every delivery", timeout: 120) {
+                harness.deliveredFiles().count >= expectedFiles || !harness.queued("poison").isEmpty
+            }
+            #expect(harness.queued("poison").isEmpty, "round \(round): a single kill parked \(harness.queued("poison")) as poison")
+            try await waitUntil("round \(round): the queue to empty", timeout: 60) { harness.queuedFiles().isEmpty }
+            #expect(censusDifferences(harness.census(), expected) == [], "round \(round)")
+            #expect(try await harness.stop() == 0)
+        }
+    }
+
     @Test func sighupAppliesANewPipelineAndKeepsTheOldOneWhenBroken() async throws {
         let harness = try Harness()
         let path = try harness.useDefaultPipeline(replacing: [])

@@ -104,8 +104,9 @@ public struct ClaimedFile: Sendable, Equatable {
 /// The durable queue under `<spool>/queue/`.
 ///
 /// Layout: `incoming/` holds claimed producer files (`<qid>.<source>.<name>`), `active/`,
-/// `deferred/`, `hold/` and `poison/` hold ``QueueEntry`` files, `tmp/` holds writes in
-/// progress. Every change is a write to a temporary name, fsync, rename and a (batched)
+/// `deferred/`, `hold/` and `poison/` hold ``QueueEntry`` files (and `poison/` claimed files
+/// parked before routing, each with a `.reason`), `damaged/` holds files that could not be read
+/// as entries (see ``scan()``), `tmp/` holds writes in progress. Every change is a write to a temporary name, fsync, rename and a (batched)
 /// directory fsync, so the queue survives `kill -9` and power loss at any instant.
 public final class QueueStore: Sendable {
     public let root: String
