@@ -62,14 +62,18 @@ public final class Inotify: Sendable {
         public let mask: Mask
         /// Pairs `movedFrom` with `movedTo` for one rename.
         public let cookie: UInt32
-        /// The name of the file inside the watched directory, when the event is about one.
+        /// The name of the file inside the watched directory, when the event is about one,
+        /// decoded as UTF-8 (invalid bytes become U+FFFD: use `nameBytes` to reach the file).
         public let name: String?
+        /// The name exactly as the kernel gave it: Linux file names are bytes, not UTF-8.
+        public let nameBytes: [UInt8]?
 
-        public init(watch: Watch, mask: Mask, cookie: UInt32, name: String?) {
+        public init(watch: Watch, mask: Mask, cookie: UInt32, name: String?, nameBytes: [UInt8]? = nil) {
             self.watch = watch
             self.mask = mask
             self.cookie = cookie
             self.name = name
+            self.nameBytes = nameBytes ?? name.map { Array($0.utf8) }
         }
 
         /// True when the kernel dropped events: the consumer must rescan what it watches.
@@ -185,12 +189,14 @@ public final class Inotify: Sendable {
                 let cookie = raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
                 let length = Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
                 var name: String?
+                var exactName: [UInt8]?
                 if length > 0, offset + headerSize + length <= raw.count {
                     let nameBytes = raw[(offset + headerSize)..<(offset + headerSize + length)]
-                    let trimmed = nameBytes.prefix { $0 != 0 }
+                    let trimmed = Array(nameBytes.prefix { $0 != 0 })
                     name = String(decoding: trimmed, as: UTF8.self)
+                    exactName = trimmed
                 }
-                events.append(Event(watch: Watch(rawValue: wd), mask: Mask(rawValue: mask), cookie: cookie, name: name))
+                events.append(Event(watch: Watch(rawValue: wd), mask: Mask(rawValue: mask), cookie: cookie, name: name, nameBytes: exactName))
                 offset += headerSize + length
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Testing
 
 /// A fixed-seed generator, so a failing fault schedule can be replayed.
@@ -23,13 +24,15 @@ struct SplitMix: RandomNumberGenerator {
         try harness.useDefaultPipeline(replacing: [("poisonThreshold: 2", "poisonThreshold: 10")])
         var random = SplitMix(state: 20261123)
         let count = 10_000
-        for index in 0..<count / 2 { try harness.drop(Mail.message(index, token: "c\(index)"), named: "c\(index).eml") }
+        // One message in ten also has an unknown recipient: its report must be sent exactly once too.
+        let reported = { (index: Int) in index % 10 == 9 }
+        for index in 0..<count / 2 { try harness.drop(Mail.message(index, token: "c\(index)", reported: reported(index)), named: "c\(index).eml") }
         let points = ["claim", "store", "rename", "remove"]
         var injected = 0
         var external = 0
         for round in 0..<24 {
             if round == 6 {
-                for index in count / 2..<count { try harness.drop(Mail.message(index, token: "c\(index)"), named: "c\(index).eml") }
+                for index in count / 2..<count { try harness.drop(Mail.message(index, token: "c\(index)", reported: reported(index)), named: "c\(index).eml") }
             }
             if round % 2 == 0 {
                 // A kill at a chosen instant: after a claim, between queueing and release, after a Maildir rename, before a queue entry is removed.
@@ -55,7 +58,7 @@ struct SplitMix: RandomNumberGenerator {
         #expect(injected + external >= 20)
         #expect(injected >= 8, "the injected kill points were reached only \(injected) times")
         try await harness.start()
-        let expected = Mail.expectedCensus(0..<count, prefix: "c")
+        let expected = Mail.expectedCensus(0..<count, prefix: "c", reported: reported)
         let expectedFiles = expected.values.reduce(0) { $0 + $1.values.reduce(0, +) }
         try await waitUntil("every delivery", timeout: 400) { harness.deliveredFiles().count >= expectedFiles }
         try await waitUntil("the queue to empty", timeout: 60) { harness.queuedFiles().isEmpty }
@@ -66,9 +69,35 @@ struct SplitMix: RandomNumberGenerator {
         // No half-written file is visible anywhere: every delivery ends with its body's last line.
         for file in harness.deliveredFiles().prefix(2000) {
             let text = try String(contentsOfFile: harness.spool + "/" + file, encoding: .utf8)
-            #expect(text.hasSuffix(".\r\n"), "\(file) is incomplete")
+            let isReport = text.contains("Content-Type: multipart/report")
+            #expect(text.hasSuffix(isReport ? "--\r\n" : ".\r\n"), "\(file) is incomplete")
         }
         #expect(try await harness.stop() == 0)
+    }
+
+    /// One kill is at most one crash for any message: with the default poisonThreshold (2) nothing is parked.
+    @Test func singleKillsNeverParkAHealthyMessageAndSendEachReportOnce() async throws {
+        let harness = try Harness()
+        var random = SplitMix(state: 131)
+        let reported = { (index: Int) in index % 10 == 9 }
+        var next = 0
+        for round in 0..<3 {
+            try await harness.start()
+            for index in next..<next + 200 { try harness.drop(Mail.message(index, token: "s\(index)", reported: reported(index)), named: "s\(index).eml") }
+            next += 200
+            try await Task.sleep(for: .milliseconds(Int.random(in: 100...600, using: &random)))
+            try await harness.crash()
+            try await harness.start()
+            let expected = Mail.expectedCensus(0..<next, prefix: "s", reported: reported)
+            let expectedFiles = expected.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+            try await waitUntil("round \(round): every delivery", timeout: 120) {
+                harness.deliveredFiles().count >= expectedFiles || !harness.queued("poison").isEmpty
+            }
+            #expect(harness.queued("poison").isEmpty, "round \(round): a single kill parked \(harness.queued("poison")) as poison")
+            try await waitUntil("round \(round): the queue to empty", timeout: 60) { harness.queuedFiles().isEmpty }
+            #expect(censusDifferences(harness.census(), expected) == [], "round \(round)")
+            #expect(try await harness.stop() == 0)
+        }
     }
 
     @Test func sighupAppliesANewPipelineAndKeepsTheOldOneWhenBroken() async throws {

@@ -155,7 +155,7 @@ struct PostfixPipeBackTests {
         #expect(bounce.contains("Return-Path: <>"), "a bounce keeps its null sender")
         #expect(bounce.contains("mailbox gone"))
         #expect(bounce.contains("X-Token: pf-back"))
-        #expect(harness.trackingLines("RECEIVE").contains { $0.contains("\"source\":\"REPLAY\"") && $0.contains("submit-") }, "\(harness.trackingLines("RECEIVE"))")
+        #expect(harness.trackingLines("RECEIVE").contains { $0.contains("\"source\":\"ADMIN\"") && $0.contains("submit-") }, "\(harness.trackingLines("RECEIVE"))")
         try await waitUntil("Postroom's queue to empty", timeout: 30) { harness.queuedFiles().isEmpty }
         #expect(inbox().count == 1, "no report about a report")
         #expect(try await harness.stop() == 0)

@@ -84,11 +84,12 @@ import Testing
         let harness = try Harness()
         let crash = ["POSTROOM_TEST_CRASH_MARKER": "CRASH-ME-NOW"]
         for round in 1...2 {
+            // Each round ends in the crash; the second may crash before the start is seen (recovery is quick).
             if round == 1 {
-                try await harness.start(environment: crash)
+                try await harness.start(environment: crash, expectRunning: false)
                 try harness.drop("From: z@elsewhere.org\r\nTo: alice@example.com\r\nSubject: CRASH-ME-NOW\r\n\r\nboom\r\n", named: "poison.eml")
             } else {
-                try await harness.start(environment: crash)
+                try await harness.start(environment: crash, expectRunning: false)
             }
             let process = harness.process!
             try await waitUntil("the crash in round \(round)", timeout: 30) { !process.isRunning }
@@ -98,10 +99,28 @@ import Testing
         try await harness.start(environment: crash)
         try harness.drop(Mail.message(0, token: "healthy"), named: "healthy.eml")
         try await waitUntil("the healthy message", timeout: 30) { harness.census()["healthy"] != nil }
-        #expect(harness.queued("poison").count == 1)
+        // The parked file, and its one-line reason beside it.
+        #expect(harness.queued("poison").count == 2)
         #expect(harness.queued("poison").first?.hasSuffix("poison.eml") == true)
+        #expect(harness.queued("poison").last?.hasSuffix("poison.eml.reason") == true)
         #expect(harness.log.contains("parked as poison"))
-        #expect(!harness.trackingLines("POISON").isEmpty)
+        #expect(!harness.trackingLines("POISONMESSAGE").isEmpty)
+        // The parked claimed file is a queue item like any other: listed, shown and released with its reason.
+        let queueID = String(try #require(harness.queued("poison").first).prefix { $0 != "." })
+        let listing = try harness.command(["queue", "list"])
+        #expect(listing.output.contains(queueID) && listing.output.contains("poison") && listing.output.contains("failed unexpectedly 2 times"), "\(listing.output)")
+        #expect(!listing.output.contains("Mail queue is empty"))
+        let show = try harness.command(["queue", "show", queueID])
+        #expect(show.status == 0 && show.output.contains("poison.eml") && show.output.contains("CRASH-ME-NOW"), "\(show.output)\(show.error)")
+        let json = try harness.command(["queue", "list", "--json"])
+        #expect(json.output.contains("\"kind\" : \"claimed\""))
+        #expect(try await harness.stop() == 0)
+        // Released on a daemon without the fault, it goes through the pipeline again and is delivered.
+        try await harness.start()
+        let release = try harness.command(["queue", "release", queueID])
+        #expect(release.status == 0, "\(release.error)")
+        try await waitUntil("the released message", timeout: 30) { harness.files(under: "mailboxes/alice/new").count == 2 }
+        #expect(harness.queued("poison").isEmpty)
         #expect(try await harness.stop() == 0)
     }
 

@@ -79,10 +79,11 @@ final class Harness: @unchecked Sendable {
     var replay: String { spool + "/replay" }
 
     /// Starts `postroom run` and waits until it says it is watching.
-    func start(environment: [String: String] = [:], expectRunning: Bool = true) async throws {
+    /// `wrapper` runs the daemon under another program (e.g. strace); signals still go to the daemon.
+    func start(environment: [String: String] = [:], expectRunning: Bool = true, wrapper: [String] = []) async throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.binary)
-        process.arguments = ["run", pipeline, "--spool", spool]
+        process.executableURL = URL(fileURLWithPath: wrapper.first ?? Harness.binary)
+        process.arguments = wrapper.dropFirst() + (wrapper.isEmpty ? [] : [Harness.binary]) + ["run", pipeline, "--spool", spool]
         process.currentDirectoryURL = URL(fileURLWithPath: root)
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
@@ -92,6 +93,7 @@ final class Harness: @unchecked Sendable {
         process.standardOutput = log
         try process.run()
         self.process = process
+        wrapped = !wrapper.isEmpty
         let linesBefore = startCount
         try await waitUntil("the daemon to start", timeout: 30) { self.startCount > linesBefore || !process.isRunning }
         if expectRunning { #expect(process.isRunning, "postroom exited at start-up: \(self.log)") }
@@ -105,7 +107,7 @@ final class Harness: @unchecked Sendable {
     @discardableResult
     func stop() async throws -> Int32 {
         guard let process else { return -1 }
-        process.terminate()
+        kill(daemonPID(of: process), SIGTERM)
         try await waitUntil("the daemon to exit", timeout: 60) { !process.isRunning }
         self.process = nil
         return process.terminationStatus
@@ -121,7 +123,15 @@ final class Harness: @unchecked Sendable {
 
     /// Sends a signal to the running daemon.
     func signal(_ number: Int32) {
-        if let process { kill(process.processIdentifier, number) }
+        if let process { kill(daemonPID(of: process), number) }
+    }
+
+    /// The daemon's pid: the process itself, or its child when it runs under a wrapper.
+    private func daemonPID(of process: Process) -> pid_t {
+        let pid = process.processIdentifier
+        guard wrapped else { return pid }
+        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return children.split(separator: " ").first.flatMap { pid_t($0) } ?? pid
     }
 
     /// The daemon's peak resident memory (VmHWM) in bytes, while it runs.
@@ -156,6 +166,8 @@ final class Harness: @unchecked Sendable {
     }
 
     var mounts: [String] = []
+    /// True while the daemon runs under a wrapper (see ``start(environment:expectRunning:wrapper:)``).
+    var wrapped = false
 
     /// Writes a message under a hidden name and renames it in, as a careful producer does.
     func drop(_ text: String, named name: String, into directory: String? = nil) throws {
@@ -264,13 +276,19 @@ enum Mail {
         }
     }
 
-    static func message(_ index: Int, token: String) -> String {
-        let recipients = plan(index).to.joined(separator: ", ")
+    /// With `reported`, one more recipient nobody knows: a report (5.1.1) to the sender lands in
+    /// `drop/outbound`, and it carries the original header, so the census counts it under the token.
+    static func message(_ index: Int, token: String, reported: Bool = false) -> String {
+        let recipients = (plan(index).to + (reported ? ["nobody\(index)@example.com"] : [])).joined(separator: ", ")
         return "From: Sender \(index) <sender\(index)@elsewhere.org>\r\nTo: \(recipients)\r\nSubject: message \(index)\r\nX-Token: \(token)\r\n\r\nBody of message \(index).\r\n"
     }
 
     /// The census a run of messages `range` must produce, exactly.
-    static func expectedCensus(_ range: Range<Int>, prefix: String) -> [String: [String: Int]] {
-        Dictionary(uniqueKeysWithValues: range.map { ("\(prefix)\($0)", plan($0).locations) })
+    static func expectedCensus(_ range: Range<Int>, prefix: String, reported: (Int) -> Bool = { _ in false }) -> [String: [String: Int]] {
+        Dictionary(uniqueKeysWithValues: range.map { index in
+            var locations = plan(index).locations
+            if reported(index) { locations["drop:outbound", default: 0] += 1 }
+            return ("\(prefix)\(index)", locations)
+        })
     }
 }

@@ -1,7 +1,5 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import PostroomSystem
 
 /// Delivers by running a command once per recipient with the message on standard input
 /// (a delivery agent, as Postfix's pipe(8)).
@@ -87,7 +85,7 @@ public struct AgentConnector: Connector {
         case .success(let outcome):
             return Self.result(of: outcome, timeout: timeout)
         case .failure(let error):
-            return .deferred("cannot start agent \(executable): \(String(cString: strerror(error.errno)))")
+            return .deferred("cannot start agent \(executable): \(error.reason)")
         }
     }
 
@@ -185,23 +183,29 @@ public struct AgentConnector: Connector {
 
     /// The executable file for `program`, or why there is none (a deferral reason for the operator).
     func locate(_ program: String) -> Result<String, ProgramProblem> {
+        Self.locate(program, against: configurationFolder, role: "agent program")
+    }
+
+    /// The executable file for `program` (a path with a `/` relative to `folder`, or a bare name
+    /// in ``searchPath``), or why there is none; shared with the `command` stage.
+    static func locate(_ program: String, against folder: String, role: String) -> Result<String, ProgramProblem> {
         if program.contains("/") {
-            let path = resolvePath(program, against: configurationFolder)
-            if let problem = Self.executableProblem(path) { return .failure(ProgramProblem(reason: "agent program \(path) \(problem)")) }
+            let path = resolvePath(program, against: folder)
+            if let problem = Self.executableProblem(path) { return .failure(ProgramProblem(reason: "\(role) \(path) \(problem)")) }
             return .success(path)
         }
         for directory in Self.searchPath.split(separator: ":") {
             let path = directory + "/" + program
             if Self.executableProblem(path) == nil { return .success(path) }
         }
-        return .failure(ProgramProblem(reason: "agent program \(program) is not in PATH (\(Self.searchPath)); give an absolute path"))
+        return .failure(ProgramProblem(reason: "\(role) \(program) is not in PATH (\(Self.searchPath)); give an absolute path"))
     }
 
     /// Why `path` cannot be run, or nil when it is an executable regular file.
     static func executableProblem(_ path: String) -> String? {
         guard let status = FileSystem.status(of: path, followLinks: true) else { return "does not exist" }
         guard status.kind == .regular else { return "is not a regular file" }
-        guard access(path, X_OK) == 0 else { return "is not executable" }
+        guard FileSystem.isExecutable(path) else { return "is not executable" }
         return nil
     }
 }

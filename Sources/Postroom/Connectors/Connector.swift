@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// What happened to one recipient in one delivery attempt.
 public enum DeliveryResult: Sendable, Equatable {
@@ -70,7 +71,7 @@ func stableHash(_ text: String) -> String {
 }
 
 /// The line ending a message uses, judged by its first line ("\r\n" or "\n").
-func lineEnding(of message: [UInt8]) -> String {
+public func lineEnding(of message: [UInt8]) -> String {
     guard let newline = message.prefix(8192).firstIndex(of: UInt8(ascii: "\n")) else { return "\r\n" }
     return newline > 0 && message[newline - 1] == UInt8(ascii: "\r") ? "\r\n" : "\n"
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// Hands messages to a foreign system as files in its drop directory (Exchange's foreign connector).
@@ -17,7 +18,11 @@ public struct ForeignConnector: Connector {
     public var dropDirectory: String { resolvePath(configuration.dropDirectory ?? configuration.name, against: spool) }
 
     public func prepare() throws {
-        try FileSystem.createDirectory(dropDirectory)
+        if let permissions = configuration.permissions {
+            try permissions.prepare(dropDirectory, privateMode: 0o750)
+        } else {
+            try FileSystem.createDirectory(dropDirectory)
+        }
     }
 
     public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
@@ -40,11 +45,12 @@ public struct ForeignConnector: Connector {
         let quota = configuration.quota?.bytes
         let quotaFiles = configuration.quotaFiles
         let usageCache = usage
+        let permissions = configuration.permissions
         let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
             Result { () throws(SystemError) -> Bool in
                 if FileSystem.exists(path) { return false }
                 guard FileSystem.status(of: directory, followLinks: true)?.kind == .directory else {
-                    throw SystemError(operation: "drop directory", path: directory, errno: ENOENT)
+                    throw SystemError.notFound(operation: "drop directory", path: directory)
                 }
                 if quota != nil || quotaFiles != nil {
                     func isFull(_ usage: (bytes: Int64, files: Int)) -> Bool {
@@ -53,10 +59,14 @@ public struct ForeignConnector: Connector {
                         return false
                     }
                     if try isFull(usageCache.current(of: directory)), try isFull(usageCache.current(of: directory, fresh: true)) {
-                        throw SystemError(operation: "quota", path: directory, errno: EDQUOT)
+                        throw SystemError.overQuota(operation: "quota", path: directory)
                     }
                 }
-                try FileSystem.writeAtomically(bytes, to: path, mode: 0o644)
+                if let permissions {
+                    try Ownership.writeAtomically(bytes, to: path, mode: permissions.fileMode(private: 0o644), group: permissions.groupID)
+                } else {
+                    try FileSystem.writeAtomically(bytes, to: path, mode: 0o644)
+                }
                 usageCache.add(bytes: Int64(bytes.count))
                 return true
             }
@@ -69,7 +79,7 @@ public struct ForeignConnector: Connector {
             }
             result = .delivered
         case .failure(let error):
-            if error.errno == EDQUOT {
+            if error.isOverQuota {
                 result = .deferred("drop directory \(directory) is over its quota; waiting for the consumer to take files")
             } else if error.isNotFound {
                 result = .deferred("drop directory \(directory) is missing; create it (Postroom creates it at start-up)")

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// Delivers into Maildir folders: `tmp/` → fsync → rename into `new/` → fsync `new/`.
 ///
@@ -32,8 +33,8 @@ public struct MaildirConnector: Connector {
 
     /// Derived only from the queue id and the recipient (never from a clock), so a re-run names the file the same.
     func fileName(_ entry: QueueEntry, recipient: String) -> String {
-        // The queue id is the arrival time in microseconds, in hex.
-        let arrival = UInt64(entry.queueID, radix: 16) ?? UInt64(max(0, entry.arrival.timeIntervalSince1970 * 1_000_000))
+        // The queue id is the arrival time in microseconds, in hex (a report's id starts with its cause's).
+        let arrival = UInt64(entry.queueID.prefix(13), radix: 16) ?? UInt64(max(0, entry.arrival.timeIntervalSince1970 * 1_000_000))
         let seconds = arrival / 1_000_000
         let micros = arrival % 1_000_000
         let host = hostname.replacingOccurrences(of: "/", with: "\\057").replacingOccurrences(of: ":", with: "\\072")
@@ -50,6 +51,7 @@ public struct MaildirConnector: Connector {
         let eol = lineEnding(of: message)
         let header = "Return-Path: <\(entry.envelope.sender)>\(eol)Delivered-To: \(recipient)\(eol)"
         let quota = configuration.quota?.bytes
+        let permissions = configuration.permissions
         // A fresh entry was never attempted, so no earlier copy can exist; otherwise look in new/
         // and in cur/ (a reader may have moved it there and added flags after ":2,").
         let mayExist = !entry.isFresh
@@ -59,13 +61,19 @@ public struct MaildirConnector: Connector {
                     || ((try? FileSystem.contents(of: folder + "/cur")) ?? []).contains(where: { $0.hasPrefix(name + ":") }) {
                     return false
                 }
-                for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
+                if let permissions {
+                    // The mailbox folder and its tmp/new/cur shared with the group (Dovecot as another user).
+                    for sub in ["", "/tmp", "/new", "/cur"] { try permissions.prepare(folder + sub, privateMode: 0o700) }
+                } else {
+                    for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
+                }
                 if let quota {
                     let used = try FileSystem.usage(of: folder + "/new").bytes + FileSystem.usage(of: folder + "/cur").bytes
-                    if used + Int64(message.count) > quota { throw SystemError(operation: "quota", path: folder, errno: EDQUOT) }
+                    if used + Int64(message.count) > quota { throw SystemError.overQuota(operation: "quota", path: folder) }
                 }
                 let temporary = folder + "/tmp/" + name
                 let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+                if let permissions { try Ownership.apply(to: file, mode: permissions.fileMode(private: 0o600), group: permissions.groupID) }
                 try file.writeAll(Array(header.utf8) + message)
                 try file.sync()
                 try FileSystem.rename(temporary, to: folder + "/new/" + name)
@@ -81,7 +89,7 @@ public struct MaildirConnector: Connector {
             return .delivered
         case .failure(let error):
             try? FileSystem.removeFileIfPresent(folder + "/tmp/" + name)
-            if error.errno == EDQUOT { return .deferred("mailbox \(user) is over its quota") }
+            if error.isOverQuota { return .deferred("mailbox \(user) is over its quota") }
             return error.isTransient ? .deferred("\(error)") : .failed(status: "5.2.0", diagnostic: "\(error)")
         }
     }

@@ -11,7 +11,8 @@ public enum MessageFormatError: Error, Sendable, Equatable, CustomStringConverti
     /// Rejected because readers disagree on whether it ends a line, which lets a
     /// producer smuggle header fields past one reader and into another.
     case bareCarriageReturn(line: Int)
-    /// A NUL byte inside the header block: the file is binary, not a message.
+    /// A NUL byte inside the header block. No longer raised by the parser (RFC 5322
+    /// obs-utext allows NUL in field values); kept so stored reasons still decode.
     case nulByte(line: Int)
     /// A line starting with white space before any header field.
     case continuationBeforeFirstField(line: Int)
@@ -273,10 +274,9 @@ private enum HeaderScanner {
             while contentEnd < count {
                 let byte = bytes[contentEnd]
                 if byte == 0x0A { break }
+                // A NUL is obsolete but allowed text (RFC 5322 obs-utext); it is kept as is.
                 if byte == 0x0D, !(contentEnd + 1 < count && bytes[contentEnd + 1] == 0x0A) {
                     failure = failure ?? .bareCarriageReturn(line: line)
-                } else if byte == 0x00 {
-                    failure = failure ?? .nulByte(line: line)
                 }
                 contentEnd += 1
             }
@@ -309,6 +309,13 @@ private enum HeaderScanner {
             }
             let first = bytes[lineStart]
             if first == 0x20 || first == 0x09 {
+                // Lines of only white space before the first field carry nothing to
+                // continue; skipping them loses no text (Python's email does the same).
+                if currentName == nil, result.fields.isEmpty,
+                   bytes[lineStart..<contentEnd].allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                    position = nextLine
+                    continue
+                }
                 guard currentName != nil else {
                     result.error = .continuationBeforeFirstField(line: line)
                     result.bodyOffset = lineStart
@@ -329,7 +336,10 @@ private enum HeaderScanner {
             valueEnd = contentEnd
             position = nextLine
         }
-        if result.error == nil {
+        if result.error == nil, result.fields.isEmpty, currentName == nil {
+            // Only white-space lines: there is no header at all.
+            result.error = .noHeaderFields
+        } else if result.error == nil {
             // The file ended inside the header block: accepted, with an empty body.
             finishField(&result)
             result.bodyOffset = count

@@ -72,16 +72,19 @@ public enum ReplayEnvelope {
             guard isSender || isReceiver else { continue }
             guard inLeadingBlock else { throw .envelopeFieldAfterHeader(isSender ? "X-Sender" : "X-Receiver") }
             let value = field.value
+            // An address is ASCII or UTF-8 (RFC 6532); `value` would have read other bytes as
+            // Windows-1252 and so delivered to an address nobody wrote.
+            let readable = AddressTokenizer.isValidUTF8(field.rawValue)
             if isSender {
                 senderCount += 1
                 guard senderCount == 1 else { throw .multipleSenders }
-                guard let (address, parameters) = split(value), let parsed = normalize(address, allowNull: true) else {
+                guard readable, let (address, parameters) = split(value), let parsed = normalize(address, allowNull: true) else {
                     throw .invalidSender(value)
                 }
                 sender = parsed
                 senderParameters = parameters
             } else {
-                guard let (address, parameters) = split(value),
+                guard readable, let (address, parameters) = split(value),
                       let parsed = normalize(address, allowNull: false) else {
                     throw .invalidRecipient(value)
                 }

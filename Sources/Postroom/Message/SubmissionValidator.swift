@@ -39,6 +39,9 @@ public struct SubmissionContext: Sendable {
     /// A token unique to this submission (the queue id), for an added `Message-ID`.
     public var uniqueID: String
 
+    /// True for a report Postroom generated and fed back in (its Received line says so).
+    public var generatedReport = false
+
     public init(hostname: String, defaultDomain: String, now: Date = Date(), uniqueID: String = UUID().uuidString) {
         self.hostname = hostname
         self.defaultDomain = defaultDomain
@@ -68,12 +71,16 @@ public struct AcceptedSubmission: Sendable {
     public var messageID: String
     /// One human-readable line per header change, for the tracking log.
     public var headerChanges: [String]
+    /// To/Cc/Bcc elements that are not usable addresses (5.1.3, quoted as written):
+    /// the sender must be told about them while the valid recipients get the message.
+    public var invalidRecipients: [FailedRecipient]
 
-    public init(envelope: Envelope, message: [UInt8], messageID: String, headerChanges: [String] = []) {
+    public init(envelope: Envelope, message: [UInt8], messageID: String, headerChanges: [String] = [], invalidRecipients: [FailedRecipient] = []) {
         self.envelope = envelope
         self.message = message
         self.messageID = messageID
         self.headerChanges = headerChanges
+        self.invalidRecipients = invalidRecipients
     }
 }
 
@@ -87,12 +94,22 @@ public struct SubmissionReport: Sendable {
     public var diagnostic: String
     /// The original header block to attach (at most 64 KB, cut at a line end).
     public var headerBytes: [UInt8]
+    /// To/Cc/Bcc elements that are not usable addresses, each failed with 5.1.3 and its
+    /// own reason; the report lists them beside the envelope recipients.
+    public var invalidRecipients: [FailedRecipient]
 
-    public init(envelope: Envelope, status: String, diagnostic: String, headerBytes: [UInt8]) {
+    public init(envelope: Envelope, status: String, diagnostic: String, headerBytes: [UInt8], invalidRecipients: [FailedRecipient] = []) {
         self.envelope = envelope
         self.status = status
         self.diagnostic = diagnostic
         self.headerBytes = headerBytes
+        self.invalidRecipients = invalidRecipients
+    }
+
+    /// Every recipient the report is about: the envelope recipients with the report's
+    /// status, then the unusable elements with their own.
+    public var failedRecipients: [FailedRecipient] {
+        envelope.recipients.map { FailedRecipient(address: $0.address, status: status, diagnostic: diagnostic) } + invalidRecipients
     }
 }
 
@@ -104,11 +121,12 @@ public struct SubmissionReport: Sendable {
 /// | problem                                        | usable sender     | no sender / null `<>` |
 /// |------------------------------------------------|-------------------|-----------------------|
 /// | file larger than `maxMessageSize`              | report 5.3.4      | badmail               |
-/// | not a message (bare CR, NUL, junk line, empty) | report 5.6.0      | badmail               |
+/// | not a message (bare CR, junk line, empty)      | report 5.6.0      | badmail               |
 /// | Pickup: no single sender in From/Sender        | —                 | badmail               |
 /// | Pickup: header larger than `maxHeaderSize`     | report 5.3.4      |                       |
 /// | Pickup: more than `maxRecipients` recipients   | report 5.5.3      |                       |
 /// | Pickup: no valid To/Cc/Bcc address             | report 5.1.3      |                       |
+/// | Pickup: some To/Cc/Bcc elements unusable       | accepted; each reported 5.1.3 | (dropped, logged)  |
 /// | Replay: X-Sender missing, doubled or invalid   | —                 | badmail               |
 /// | Replay: X-Receiver missing or invalid          | report 5.1.3      | badmail               |
 /// | Replay: X-Sender/X-Receiver after other fields | report 5.6.0      | badmail               |
@@ -172,7 +190,7 @@ public enum SubmissionValidator {
         case .success(let address):
             sender = address
         }
-        let (recipients, visibleCount) = pickupRecipients(message.fields)
+        let (recipients, visibleCount, invalid) = pickupRecipients(message.fields)
         let envelope = Envelope(sender: sender, recipients: recipients.map { EnvelopeRecipient(address: $0) })
         let header = attachable(message.originalHeaderBlock)
         if message.headerByteCount > limits.maxHeaderSize {
@@ -180,21 +198,21 @@ public enum SubmissionValidator {
                 envelope: envelope, status: "5.3.4",
                 diagnostic: "The message header is \(message.headerByteCount) bytes, larger than the limit of "
                     + "\(limits.maxHeaderSize) bytes. Remove unneeded header fields and send it again.",
-                headerBytes: header))
+                headerBytes: header, invalidRecipients: invalid))
         }
         if recipients.count > limits.maxRecipients {
             return .report(SubmissionReport(
                 envelope: envelope, status: "5.5.3",
                 diagnostic: "The message has \(recipients.count) recipients, more than the limit of "
                     + "\(limits.maxRecipients). Send it in several parts or to a distribution group.",
-                headerBytes: header))
+                headerBytes: header, invalidRecipients: invalid))
         }
         if recipients.isEmpty {
             return .report(SubmissionReport(
                 envelope: envelope, status: "5.1.3",
                 diagnostic: "The message has no valid recipients: To:, Cc: and Bcc: hold no valid address. "
                     + "Add at least one recipient address and send it again.",
-                headerBytes: header))
+                headerBytes: header, invalidRecipients: invalid))
         }
 
         var rewritten = message
@@ -225,26 +243,45 @@ public enum SubmissionValidator {
             return true
         }
         if !envelopeLines.isEmpty { changes.append("removed Replay envelope fields \(summarize(envelopeLines)) (not honoured in pickup)") }
-        return finish(rewritten, envelope: envelope, source: .pickup, context: context, changes: changes)
+        if !invalid.isEmpty {
+            changes.append("\(invalid.count) unusable recipient element(s) reported to the sender (5.1.3): "
+                + invalid.map { "\"\($0.address)\"" }.joined(separator: ", "))
+        }
+        let verdict = finish(rewritten, envelope: envelope, source: .pickup, context: context, changes: changes)
+        guard case .accepted(var accepted) = verdict else { return verdict }
+        accepted.invalidRecipients = invalid
+        return .accepted(accepted)
     }
 
     private struct Problem: Error {
         var text: String
     }
 
-    /// The envelope sender by Exchange's Pickup rules.
+    /// The envelope sender by Exchange's Pickup rules: the From: mailbox when From: holds
+    /// exactly one element (every From: field counted), otherwise the single Sender: mailbox.
+    /// An unusable From: element counts as an author: `From: a@b.example, junk` names two
+    /// authors, so it needs a Sender: like any other list of authors.
     private static func pickupSender(_ fields: [HeaderField]) -> Result<String, Problem> {
         let fromFields = fields.filter { $0.hasName("From") }
         let senderFields = fields.filter { $0.hasName("Sender") }
-        let from = fromFields.flatMap { AddressParser.parseList($0.value) }
-        let senderList = senderFields.flatMap { AddressParser.parseList($0.value) }
-        if from.count == 1 { return .success(from[0].address) }
-        if from.count > 1 {
-            if senderList.count == 1 { return .success(senderList[0].address) }
-            return .failure(Problem(text: "From: lists \(from.count) addresses, so Sender: must hold exactly one "
-                + "address, but it holds \(senderList.count)"))
+        let fromLists = fromFields.map { AddressParser.parse($0.rawValue) }
+        let senderLists = senderFields.map { AddressParser.parse($0.rawValue) }
+        let from = fromLists.flatMap(\.mailboxes)
+        let fromInvalid = fromLists.flatMap(\.invalid)
+        let senderList = senderLists.flatMap(\.mailboxes)
+        let senderInvalid = senderLists.flatMap(\.invalid)
+        let authors = from.count + fromInvalid.count
+        if authors == 1, from.count == 1 { return .success(from[0].address) }
+        let singleSender = senderList.count == 1 && senderInvalid.isEmpty ? senderList[0].address : nil
+        if authors > 1 {
+            if let singleSender { return .success(singleSender) }
+            return .failure(Problem(text: "From: lists \(authors) addresses, so Sender: must hold exactly one "
+                + "address, but it holds \(senderList.count)\(senderInvalid.isEmpty ? "" : " and \(senderInvalid.count) unusable element(s)")"))
         }
-        if senderList.count == 1 { return .success(senderList[0].address) }
+        if let singleSender { return .success(singleSender) }
+        if let bad = fromInvalid.first {
+            return .failure(Problem(text: "From: \"\(ReplayEnvelope.excerpt(bad.text))\" holds no valid address: it \(bad.reason)"))
+        }
         if let field = fromFields.first {
             return .failure(Problem(text: "From: \"\(ReplayEnvelope.excerpt(field.value))\" holds no valid address"))
         }
@@ -252,23 +289,29 @@ public enum SubmissionValidator {
     }
 
     /// The union of To, Cc and Bcc (deduplicated: domains compare case-insensitively
-    /// because they are lowercased; local parts compare exactly) and how many of them
-    /// come from To/Cc, i.e. are visible.
-    private static func pickupRecipients(_ fields: [HeaderField]) -> ([String], Int) {
+    /// because they are lowercased; local parts compare exactly), how many of them
+    /// come from To/Cc, i.e. are visible, and every unusable element (5.1.3, quoted as
+    /// written, once per distinct text).
+    private static func pickupRecipients(_ fields: [HeaderField]) -> ([String], Int, [FailedRecipient]) {
         var seen = Set<String>()
         var recipients: [String] = []
-        for field in fields where field.hasName("To") || field.hasName("Cc") {
-            for mailbox in AddressParser.parseList(field.value) where seen.insert(mailbox.address).inserted {
+        var invalid: [FailedRecipient] = []
+        var seenInvalid = Set<String>()
+        func add(_ field: HeaderField) {
+            let list = AddressParser.parse(field.rawValue)
+            for mailbox in list.mailboxes where seen.insert(mailbox.address).inserted {
                 recipients.append(mailbox.address)
             }
+            for element in list.invalid where seenInvalid.insert(element.text).inserted {
+                invalid.append(FailedRecipient(
+                    address: element.text, status: "5.1.3",
+                    diagnostic: "The \(field.name): element \"\(element.text)\" is not a valid address: it \(element.reason)."))
+            }
         }
+        for field in fields where field.hasName("To") || field.hasName("Cc") { add(field) }
         let visible = recipients.count
-        for field in fields where field.hasName("Bcc") {
-            for mailbox in AddressParser.parseList(field.value) where seen.insert(mailbox.address).inserted {
-                recipients.append(mailbox.address)
-            }
-        }
-        return (recipients, visible)
+        for field in fields where field.hasName("Bcc") { add(field) }
+        return (recipients, visible, invalid)
     }
 
     // MARK: - Replay
@@ -365,7 +408,10 @@ public enum SubmissionValidator {
             rewritten.addField(name: "Date", value: now)
             changes.append("added Date: \(now)")
         }
-        let received = "from localhost by \(idRight(context.hostname)) (Postroom) with \(source.rawValue); \(now)"
+        // Say what happened: a report Postroom generated was not received from anywhere.
+        let received = context.generatedReport
+            ? "by \(idRight(context.hostname)) (Postroom) with local (delivery status notification); \(now)"
+            : "from localhost by \(idRight(context.hostname)) (Postroom) with \(source.rawValue); \(now)"
         rewritten.addField(name: "Received", value: received, at: .top)
         changes.append("added Received: \(received)")
         return .accepted(AcceptedSubmission(
@@ -382,10 +428,10 @@ public enum SubmissionValidator {
         case .pickup:
             switch pickupSender(fields) {
             case .success(let sender):
-                let recipients = pickupRecipients(fields).0.map { EnvelopeRecipient(address: $0) }
+                let (addresses, _, invalid) = pickupRecipients(fields)
                 return .report(SubmissionReport(
-                    envelope: Envelope(sender: sender, recipients: recipients), status: status,
-                    diagnostic: "\(capitalized(problem)). To fix it, \(advice).", headerBytes: header))
+                    envelope: Envelope(sender: sender, recipients: addresses.map { EnvelopeRecipient(address: $0) }), status: status,
+                    diagnostic: "\(capitalized(problem)). To fix it, \(advice).", headerBytes: header, invalidRecipients: invalid))
             case .failure(let senderProblem):
                 return .badmail(reason: "\(problem), and no valid sender was found to report to "
                     + "(\(senderProblem.text)); \(advice), then copy the file back as .eml")

@@ -1,6 +1,11 @@
+import PostroomSystem
 import Dispatch
 
 /// Writes the registry's exposition to a file (`metrics.prom`) atomically, once or periodically.
+///
+/// The file is made for node_exporter's textfile collector: mode 0644 whatever the umask (node_exporter
+/// runs as its own user), and `process_*` renamed `postroom_process_*` so they do not collide with
+/// node_exporter's own series. The temporary name starts with a dot and does not end in `.prom`.
 ///
 /// Follows node_exporter's textfile-collector convention: a temp file in the same directory, fsync, rename,
 /// fsync of the directory, so a reader sees a whole old file or a whole new one, and no temp file is left
@@ -22,7 +27,7 @@ public final class MetricsFileWriter: Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             queue.async { [registry, path] in
                 do {
-                    try ObsSyscall.writeAtomically(Array(registry.exposition().utf8), to: path)
+                    try FileSystem.writeDurably(Array(registry.exposition(forTextfile: true).utf8), to: path, mode: 0o644)
                     continuation.resume()
                 } catch {
                     continuation.resume(throwing: error)

@@ -1,8 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dispatch
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// A minimal HTTP/1.1 endpoint serving `GET /metrics` on a loopback address, for Prometheus to scrape.
@@ -30,22 +28,22 @@ public final class MetricsHTTPServer: Sendable {
     private struct State {
         var started = false
         var stopped = false
-        var client: Int32?
+        var client: SocketDescriptor?
     }
 
     private let registry: MetricsRegistry
-    private let listenFD: Int32
+    private let listener: SocketDescriptor
     private let state = Mutex(State())
     private let finished = DispatchSemaphore(value: 0)
 
     /// Parses `host:port`, checks it is loopback, binds and listens. Call ``start()`` to serve.
     public init(listen address: String, registry: MetricsRegistry) throws {
         let parsed = try Self.parse(address)
-        let listener = try ObsSyscall.listen(ipv6: parsed.ipv6, address: parsed.bytes, port: parsed.port)
+        let (listener, port) = try SocketDescriptor.listen(address: parsed.bytes, port: parsed.port)
         self.listenAddress = address
         self.registry = registry
-        self.listenFD = listener.fd
-        self.port = listener.port
+        self.listener = listener
+        self.port = port
     }
 
     deinit {
@@ -71,7 +69,7 @@ public final class MetricsHTTPServer: Sendable {
     /// Stops serving: shuts the listener and any open connection down, waits (at most 2 s) for the thread
     /// to finish, then closes the listening socket. Idempotent.
     public func stop() {
-        let (wasStarted, client, first) = state.withLock { s -> (Bool, Int32?, Bool) in
+        let (wasStarted, client, first) = state.withLock { s -> (Bool, SocketDescriptor?, Bool) in
             let first = !s.stopped
             s.stopped = true
             return (s.started, s.client, first)
@@ -79,22 +77,22 @@ public final class MetricsHTTPServer: Sendable {
         guard first else { return }
         // shutdown() makes a blocked accept()/recv() on another thread return at once on Linux, without
         // the fd-reuse race that close() from this thread would have.
-        ObsSyscall.shutdown(listenFD)
-        if let client { ObsSyscall.shutdown(client) }
+        listener.shutdown()
+        client?.shutdown()
         if wasStarted { _ = finished.wait(timeout: .now() + 2) }
-        ObsSyscall.close(listenFD)
+        listener.close()
     }
 
     // MARK: Serving
 
     private func acceptLoop() {
         while !state.withLock({ $0.stopped }) {
-            let client: Int32
+            let client: SocketDescriptor
             do {
-                guard let accepted = try ObsSyscall.accept(listenFD) else { continue }
+                guard let accepted = try listener.accept() else { continue }
                 client = accepted
-            } catch let ObservabilityError.syscall(_, err, _) where err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS {
-                usleep(100_000)  // out of descriptors or memory: back off instead of spinning
+            } catch where error.isOutOfResources {
+                Thread.sleep(forTimeInterval: 0.1)  // out of descriptors or memory: back off instead of spinning
                 continue
             } catch {
                 return  // listener shut down by stop()
@@ -106,13 +104,13 @@ public final class MetricsHTTPServer: Sendable {
             }
             if admitted { serve(client) }
             state.withLock { $0.client = nil }
-            ObsSyscall.close(client)
+            client.close()
         }
     }
 
     /// Reads one request head, answers it, and lets the connection close.
-    private func serve(_ fd: Int32) {
-        ObsSyscall.setTimeouts(fd, seconds: Self.requestTimeout)
+    private func serve(_ client: SocketDescriptor) {
+        client.setTimeouts(seconds: Self.requestTimeout)
         let deadline = ContinuousClock.now + .seconds(Self.requestTimeout)
         var request: [UInt8] = []
         var response: Response
@@ -130,7 +128,7 @@ public final class MetricsHTTPServer: Sendable {
                 break readLoop
             }
             do {
-                let n = try ObsSyscall.receive(fd, into: &request, max: Self.maxRequestBytes - request.count)
+                let n = try client.receive(into: &request, max: Self.maxRequestBytes - request.count)
                 if n == 0 {
                     if request.isEmpty { return }  // connected and left: nothing to answer
                     response = .text(400, "Bad Request", "incomplete request\n")
@@ -142,14 +140,14 @@ public final class MetricsHTTPServer: Sendable {
                 break readLoop
             }
         }
-        try? ObsSyscall.sendAll(fd, response.bytes)
+        try? client.sendAll(response.bytes)
         // Half-close, then drain what the client is still sending (briefly): closing a socket with unread
         // input makes the kernel send RST, which can destroy the response before the client reads it.
-        ObsSyscall.shutdown(fd, Int32(SHUT_WR))
-        ObsSyscall.setTimeouts(fd, seconds: 0.2)
+        client.shutdown(.write)
+        client.setTimeouts(seconds: 0.2)
         var sink: [UInt8] = []
         var drained = 0
-        while drained < 1 << 16, let n = try? ObsSyscall.receive(fd, into: &sink, max: 4096), n > 0 {
+        while drained < 1 << 16, let n = try? client.receive(into: &sink, max: 4096), n > 0 {
             drained += n
             sink.removeAll(keepingCapacity: true)
         }

@@ -9,6 +9,7 @@
 //   CLI: StatsTable.render(exposition:), Trace.render(events: TrackingLogReader.events(in: spool), id:)
 
 import Foundation
+import PostroomSystem
 import Synchronization
 
 // MARK: - Handles
@@ -273,13 +274,19 @@ public final class MetricsRegistry: Sendable {
     ///
     /// Families are sorted by name and each appears once (`# HELP`, `# TYPE`, then all its samples); series are
     /// sorted by their rendered label set, so two expositions of the same state are byte-identical.
-    public func exposition() -> String {
+    ///
+    /// - Parameter forTextfile: for node_exporter's textfile collector (`metrics.prom`): the `process_*`
+    ///   families are renamed `postroom_process_*`, because node_exporter exports its own `process_*`
+    ///   series and refuses a textfile that repeats them.
+    public func exposition(forTextfile: Bool = false) -> String {
         processMetrics?.refresh()
         let snapshot = families.withLock { $0 }
         var out = ""
         out.reserveCapacity(snapshot.count * 256)
-        for name in snapshot.keys.sorted() {
-            let family = snapshot[name]!
+        let rename: (String) -> String = { forTextfile && $0.hasPrefix("process_") ? "postroom_" + $0 : $0 }
+        for original in snapshot.keys.sorted(by: { rename($0) < rename($1) }) {
+            let family = snapshot[original]!
+            let name = rename(original)
             out += "# HELP \(name) \(PrometheusNames.escapeHelp(family.help))\n"
             out += "# TYPE \(name) \(family.type.rawValue)\n"
             for key in family.series.keys.sorted() {
@@ -383,18 +390,18 @@ struct ProcessMetrics: Sendable {
 
     /// Resident set size: second field of `/proc/self/statm`, in pages.
     static func residentMemoryBytes() -> Int? {
-        guard let statm = ObsSyscall.readSmallFile("/proc/self/statm") else { return nil }
+        guard let statm = readProcFile("/proc/self/statm") else { return nil }
         let fields = statm.split(separator: " ")
         guard fields.count >= 2, let pages = Int(fields[1]) else { return nil }
-        return pages * ObsSyscall.pageSize
+        return pages * FileSystem.pageSize
     }
 
     /// Process start time in seconds since the epoch: boot time (`btime` in `/proc/stat`) plus the start
     /// time in clock ticks (field 22 of `/proc/self/stat`). Falls back to "now" when procfs is unavailable,
     /// which is right to within the registry's creation delay.
     static func startTimeSeconds() -> Double {
-        guard let stat = ObsSyscall.readSmallFile("/proc/self/stat"),
-              let global = ObsSyscall.readSmallFile("/proc/stat"),
+        guard let stat = readProcFile("/proc/self/stat"),
+              let global = readProcFile("/proc/stat"),
               let close = stat.lastIndex(of: ")")
         else { return Date().timeIntervalSince1970 }
         // Fields after the parenthesised command name start at field 3; field 22 is index 19 there.
@@ -403,6 +410,11 @@ struct ProcessMetrics: Sendable {
               let btimeLine = global.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
               let btime = Double(btimeLine.dropFirst(6).trimmingCharacters(in: .whitespaces))
         else { return Date().timeIntervalSince1970 }
-        return btime + ticks / Double(ObsSyscall.clockTicksPerSecond)
+        return btime + ticks / Double(FileSystem.clockTicksPerSecond)
+    }
+
+    /// A small procfs file as text; nil when it cannot be read.
+    static func readProcFile(_ path: String) -> String? {
+        (try? FileSystem.readFile(path, limit: 1 << 16)).map { String(decoding: $0, as: UTF8.self) }
     }
 }

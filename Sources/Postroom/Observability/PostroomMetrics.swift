@@ -2,7 +2,8 @@
 ///
 /// The runner creates one per stage and wraps every message's handling in ``measure(errorReason:_:)``
 /// (or updates the handles directly), so a new stage kind gets its metrics for free. All handles are
-/// created up front, except the per-`reason` error counters, which are created on first use.
+/// created up front, the error counters of ``errorReasons`` included, so every series exists at 0 from
+/// the start (`increase()` over the first burst then counts it); other reasons appear on first use.
 public struct StageMetrics: Sendable {
     /// Metric names, shared with ``StatsTable``.
     public enum Name {
@@ -36,7 +37,11 @@ public struct StageMetrics: Sendable {
         processing = registry.histogram(Name.processing, help: "Time a stage spends on one message, in seconds.", labels: labels)
         inFlight = registry.gauge(Name.inFlight, help: "Messages being handled by the stage.", labels: labels)
         buffer = registry.gauge(Name.buffer, help: "Messages waiting in the stage inbox.", labels: labels)
+        for reason in Self.errorReasons { _ = errors(reason: reason) }
     }
+
+    /// The `reason` values the runner records for any stage (see ``Telemetry``), created at 0.
+    public static let errorReasons = ["config", "disk_full", "error", "io"]
 
     /// The error counter for `reason` (a short, low-cardinality word such as `io`, `parse`, `limit`;
     /// never a message id or a path).
@@ -155,4 +160,41 @@ public struct PipelineMetrics: Sendable {
 
     /// The counter of messages rejected with `outcome`.
     public func rejected(_ outcome: RejectOutcome) -> Counter { rejectedCounters[outcome]! }
+}
+
+/// The series of one `command` stage, labelled `pipeline`, `stage` (the stage's name) and `result`.
+public struct CommandMetrics: Sendable {
+    public static let exitsName = "postroom_command_exits_total"
+
+    /// How one run of the program ended (`result` label): few values, so the series stay few.
+    public enum Result: String, Sendable, CaseIterable {
+        /// Exit 0 with usable output: the message went on.
+        case pass
+        /// Exit 75 or a `4.x.x` first line.
+        case `defer`
+        /// A `5.x.x` first line or any other non-zero status.
+        case reject
+        /// Killed after its time limit.
+        case timeout
+        /// Killed by a signal it did not expect.
+        case signal
+        /// Could not be found or started.
+        case unavailable
+        /// A filter's output that Postroom refused (empty, too large, not a message, a field lost).
+        case invalidOutput = "invalid_output"
+    }
+
+    private let counters: [Result: Counter]
+
+    public init(registry: MetricsRegistry, pipeline: String, stage: String) {
+        var counters: [Result: Counter] = [:]
+        for result in Result.allCases {
+            counters[result] = registry.counter(Self.exitsName, help: "Runs of a command stage's program, by result.",
+                                                labels: ["pipeline": pipeline, "stage": stage, "result": result.rawValue])
+        }
+        self.counters = counters
+    }
+
+    /// The counter of runs that ended with `result`.
+    public func exits(_ result: Result) -> Counter { counters[result]! }
 }

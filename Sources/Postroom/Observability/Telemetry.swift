@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// Everything a running pipeline reports: stage-level metrics, connector metrics and the
@@ -50,6 +51,20 @@ public final class Telemetry: Sendable {
         return metrics
     }
 
+    /// Creates every series of these stages and connectors at 0, and `postroom_intake_paused` at 0,
+    /// so they are exported from the start and not only after the first message.
+    public func declare(stages: [String], connectors: [String]) {
+        for name in stages { _ = stage(name) }
+        _ = stage("ingest").errors(reason: "hostile_file")
+        for name in connectors { _ = connector(name) }
+        _ = intakePausedSeries()
+    }
+
+    private func intakePausedSeries() -> Gauge {
+        registry.gauge("postroom_intake_paused", help: "1 while intake is paused because the spool filesystem is nearly full.",
+                       labels: ["pipeline": pipelineName])
+    }
+
     // MARK: Stages (called by the runner)
 
     func stageStarted(_ name: String, buffered: Int) {
@@ -68,7 +83,7 @@ public final class Telemetry: Sendable {
             switch outcome {
             case .badmail: pipelineMetrics.rejected(.badmail).increment()
             case .reported: pipelineMetrics.rejected(.report).increment()
-            case .queued, .dropped: break
+            case .queued, .dropped, .deferred: break
             }
         }
     }
@@ -99,13 +114,12 @@ public final class Telemetry: Sendable {
         metrics.received.increment()
         metrics.errors(reason: "hostile_file").increment()
         pipelineMetrics.rejected(.badmail).increment()
-        track(TrackingEvent(event: .badmail, source: source == .replay ? .replay : .pickup, queueID: "", messageID: "",
+        track(TrackingEvent(event: .badmail, source: .init(source), queueID: "", messageID: "",
                             sender: "", recipients: [], reason: reason, file: path))
     }
 
     func intakePaused(_ paused: Bool) {
-        registry.gauge("postroom_intake_paused", help: "1 while intake is paused because the spool filesystem is nearly full.",
-                       labels: ["pipeline": pipelineName]).set(paused ? 1 : 0)
+        intakePausedSeries().set(paused ? 1 : 0)
     }
 
     func inotifyOverflowed() { pipelineMetrics.inotifyOverflows.increment() }
@@ -159,8 +173,9 @@ extension TrackingEvent.Source {
     init(_ source: IntakeSource) {
         switch source {
         case .pickup: self = .pickup
-        case .replay: self = .replay
-        case .report: self = .queue
+        // Exchange logs Replay directory submissions under ADMIN and generated reports under DSN.
+        case .replay: self = .admin
+        case .report: self = .dsn
         }
     }
 }

@@ -1,15 +1,9 @@
 /// `postroom trace ID`: the history of one message told from the tracking log.
 public enum Trace {
-    /// Renders the story of the message `id` (a queue id, or a Message-ID with or without `<>`), or nil
-    /// when no event matches.
-    ///
-    /// A message bifurcated by routing has several queue ids sharing one Message-ID, so the selection is
-    /// closed over both: the queue ids whose events carry the Message-ID (or that were asked for), and the
-    /// Message-IDs of those queue ids. Events are sorted by time (ties keep log order), one line each:
-    /// time, event, source, queue id, recipients, then connector, status, reason, file and size when set.
-    public static func render(events: [TrackingEvent], id: String) -> String? {
+    /// The events of the message `id` (see ``render(events:id:)``), in time order.
+    public static func select(events: [TrackingEvent], id: String) -> [TrackingEvent] {
         let wanted = id.trimmingCharacters(in: .whitespaces)
-        guard !wanted.isEmpty else { return nil }
+        guard !wanted.isEmpty else { return [] }
         let wantedMessageID = normalizedMessageID(wanted)
 
         var messageIDs: Set<String> = []
@@ -31,6 +25,20 @@ public enum Trace {
             .filter { queueIDs.contains($0.element.queueID) || messageIDs.contains(normalizedMessageID($0.element.messageID)) }
             .sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }
             .map(\.element)
+        return selected
+    }
+
+    /// Renders the story of the message `id` (a queue id, or a Message-ID with or without `<>`), or nil
+    /// when no event matches.
+    ///
+    /// A message bifurcated by routing has several queue ids sharing one Message-ID, so the selection is
+    /// closed over both: the queue ids whose events carry the Message-ID (or that were asked for), and the
+    /// Message-IDs of those queue ids. Events are sorted by time (ties keep log order), one line each:
+    /// time, event, source, queue id, recipients, then connector, status, reason, file and size when set.
+    public static func render(events: [TrackingEvent], id: String) -> String? {
+        let selected = select(events: events, id: id)
+        let messageIDs = Set(selected.map { normalizedMessageID($0.messageID) }.filter { !$0.isEmpty })
+        let queueIDs = Set(selected.map(\.queueID).filter { !$0.isEmpty })
         guard !selected.isEmpty else { return nil }
 
         var out = ""

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 
 /// One line of the message tracking log (`tracking.log`): something that happened to a message.
@@ -9,21 +6,60 @@ import Foundation
 /// `sender`, `recipients` and, when set, `connector`, `status`, `reason`, `file`, `size`. The timestamp is
 /// ISO 8601 in UTC with milliseconds (`2026-11-23T09:36:19.123Z`), so lines sort and grep well.
 public struct TrackingEvent: Codable, Sendable, Equatable {
-    /// What happened, in the vocabulary of Exchange's message tracking log.
+    /// What happened, in the vocabulary of Exchange's message tracking log: `DELIVER` into a
+    /// mailbox, `SEND` to another system (a foreign connector's drop directory, an agent), `DROP`
+    /// only for a message discarded without a report, `POISONMESSAGE` into the poison queue.
+    /// `ROUTE` and the operator actions have no Exchange counterpart and keep Postroom's names.
     public enum Kind: String, Codable, Sendable, CaseIterable {
         case receive = "RECEIVE", submit = "SUBMIT", badmail = "BADMAIL", resolve = "RESOLVE", expand = "EXPAND"
-        case route = "ROUTE", `defer` = "DEFER", deliver = "DELIVER", drop = "DROP", transfer = "TRANSFER"
-        case fail = "FAIL", dsn = "DSN", poison = "POISON"
-        /// Handed to another SMTP server (Exchange's SEND event).
-        case send = "SEND"
+        case route = "ROUTE", `defer` = "DEFER", deliver = "DELIVER", send = "SEND", drop = "DROP", transfer = "TRANSFER"
+        case fail = "FAIL", dsn = "DSN", poison = "POISONMESSAGE"
         /// Operator actions (`postroom queue hold/release/remove/retry`).
         case hold = "HOLD", release = "RELEASE", remove = "REMOVE", retry = "RETRY"
+        /// What a `command` stage's program said about a message (Exchange's transport agents).
+        case agentInfo = "AGENTINFO"
+
+        /// Logs written before the Exchange names were adopted are still read.
+        public init(from decoder: any Decoder) throws {
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let kind = Kind(rawValue: text) ?? (text == "POISON" ? .poison : nil) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown tracking event \(text)"))
+            }
+            self = kind
+        }
     }
 
-    /// Which part of Postroom reported the event.
+    /// Which part of the transport reported the event, with Exchange's source names: `PICKUP`,
+    /// `ADMIN` (Replay directory submissions and operator actions), `ROUTING`, `QUEUE`, `DSN`
+    /// (generated reports), and per connector kind `STOREDRIVER` (Maildir), `GATEWAY` (foreign
+    /// connector), `AGENT` (delivery agent), `SMTP`. `REPLAY` and `DELIVERY` are only read from
+    /// older logs.
     public enum Source: String, Codable, Sendable, CaseIterable {
         case pickup = "PICKUP", replay = "REPLAY", routing = "ROUTING", queue = "QUEUE", delivery = "DELIVERY"
-        case admin = "ADMIN"
+        /// `AGENT` is a delivery agent or a `command` stage's program.
+        case admin = "ADMIN", dsn = "DSN", gateway = "GATEWAY", storeDriver = "STOREDRIVER", agent = "AGENT", smtp = "SMTP"
+    }
+
+    /// The event and source of a successful delivery through a connector of `type`, and the
+    /// source of its DEFER and FAIL events. Keyed by the type's name so a new connector type
+    /// needs one entry here, not a change of every switch.
+    public static func delivery(connectorType type: String) -> (delivered: Kind, source: Source) {
+        switch type {
+        case "maildir": (.deliver, .storeDriver)
+        case "foreign": (.send, .gateway)
+        case "smtp": (.send, .smtp)
+        default: (.send, .agent)
+        }
+    }
+
+    /// The RFC 3463 status a connector's reason starts with (`4.4.1 no answer`), else `fallback`.
+    public static func leadingStatus(of reason: String, fallback: String) -> String {
+        let word = reason.prefix { !$0.isWhitespace && $0 != ":" && $0 != ";" }
+        let parts = word.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let first = parts.first, first == "2" || first == "4" || first == "5",
+              parts.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) })
+        else { return fallback }
+        return String(word)
     }
 
     public var timestamp: Date
@@ -146,20 +182,21 @@ public struct TrackingEvent: Codable, Sendable, Equatable {
     }
 }
 
-/// `yyyy-MM-ddTHH:mm:ss.SSSZ` in UTC, done with `gmtime_r`/`timegm` so it needs no shared formatter.
+/// `yyyy-MM-ddTHH:mm:ss.SSSZ` in UTC, done with integer calendar arithmetic so it needs no shared formatter.
 enum TrackingTimestamp {
     static func format(_ date: Date) -> String {
         let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        var seconds = time_t(totalMillis >= 0 ? totalMillis / 1000 : (totalMillis - 999) / 1000)
-        let millis = Int(totalMillis - Int64(seconds) * 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
+        let seconds = totalMillis >= 0 ? totalMillis / 1000 : (totalMillis - 999) / 1000
+        let millis = totalMillis - seconds * 1000
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        let (year, month, day) = MessageDate.civilDate(fromDays: days)
+        func pad(_ value: some BinaryInteger, _ width: Int) -> String {
             let s = String(value)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T"
+            + "\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
     }
 
     /// Accepts `yyyy-MM-ddTHH:mm:ss[.fraction]Z`.
@@ -192,14 +229,8 @@ enum TrackingTimestamp {
         } else if u.count != 20 {
             return nil
         }
-        var parts = tm()
-        parts.tm_year = year - 1900
-        parts.tm_mon = month - 1
-        parts.tm_mday = day
-        parts.tm_hour = hour
-        parts.tm_min = minute
-        parts.tm_sec = second
-        let seconds = timegm(&parts)
+        let days = MessageDate.daysFromCivil(year: Int(year), month: Int(month), day: Int(day))
+        let seconds = days * 86_400 + Int64(hour) * 3600 + Int64(minute) * 60 + Int64(second)
         // Round to the millisecond so format(parse(x)) == x.
         return Date(timeIntervalSince1970: (Double(seconds) * 1000 + (fraction * 1000).rounded()) / 1000)
     }

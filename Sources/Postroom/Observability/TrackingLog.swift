@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// The message tracking log: `tracking.log`, one JSON ``TrackingEvent`` per line, rotated by size.
@@ -29,7 +27,8 @@ public final class TrackingLog: Sendable {
     public let bufferBytes: Int
 
     private struct State {
-        var fd: Int32
+        /// nil once closed.
+        var file: OpenFile?
         var size: Int
         var pending: [[UInt8]] = []
         var pendingBytes = 0
@@ -45,13 +44,8 @@ public final class TrackingLog: Sendable {
         self.maxBytes = maxBytes
         self.maxFiles = maxFiles
         self.bufferBytes = bufferBytes
-        let fd = try ObsSyscall.open(path, O_WRONLY | O_CREAT | O_APPEND, mode: 0o640)
-        let size: Int
-        do { size = try ObsSyscall.fileSize(fd, detail: path) } catch {
-            ObsSyscall.close(fd)
-            throw error
-        }
-        state = Mutex(State(fd: fd, size: size))
+        let file = try OpenFile.openForAppending(path)
+        state = Mutex(State(file: file, size: Int(try file.status().size)))
     }
 
     deinit {
@@ -59,12 +53,12 @@ public final class TrackingLog: Sendable {
     }
 
     /// Appends one event. Encoding happens outside the lock; only the write is serialised.
-    /// Throws ``ObservabilityError`` when the log cannot be written (callers usually report and go on:
+    /// Throws ``SystemError`` when the log cannot be written (callers usually report and go on:
     /// tracking must not stop mail).
     public func append(_ event: TrackingEvent) throws {
         let line = event.jsonLine()
         try state.withLock { s in
-            guard !s.closed else { throw ObservabilityError.syscall(call: "write", errno: EBADF, detail: path) }
+            guard !s.closed else { throw SystemError.closedFile(operation: "write", path: path) }
             s.pending.append(line)
             s.pendingBytes += line.count
             if s.pendingBytes > bufferBytes {
@@ -78,7 +72,7 @@ public final class TrackingLog: Sendable {
         try state.withLock { s in
             guard !s.closed else { return }
             try writePending(&s)
-            try ObsSyscall.fsync(s.fd, detail: path)
+            try s.file?.sync()
         }
     }
 
@@ -87,11 +81,11 @@ public final class TrackingLog: Sendable {
         try state.withLock { s in
             guard !s.closed else { return }
             defer {
-                ObsSyscall.close(s.fd)
+                s.file = nil
                 s.closed = true
             }
             try writePending(&s)
-            try ObsSyscall.fsync(s.fd, detail: path)
+            try s.file?.sync()
         }
     }
 
@@ -111,7 +105,7 @@ public final class TrackingLog: Sendable {
                 index += 1
             }
             do {
-                try ObsSyscall.writeAll(s.fd, chunk, detail: path)
+                try s.file?.writeAll(chunk)
             } catch {
                 // Keep the failed chunk for the next attempt (disk full is usually temporary). A write that
                 // failed half-way leaves a torn line, which readers skip as malformed.
@@ -130,14 +124,12 @@ public final class TrackingLog: Sendable {
     private func rotate(_ s: inout State) throws {
         for generation in stride(from: maxFiles - 1, through: 1, by: -1) {
             let from = "\(path).\(generation)"
-            if ObsSyscall.exists(from) {
-                try ObsSyscall.rename(from, "\(path).\(generation + 1)")
+            if FileSystem.exists(from) {
+                try FileSystem.rename(from, to: "\(path).\(generation + 1)")
             }
         }
-        try ObsSyscall.rename(path, "\(path).1")
-        let fd = try ObsSyscall.open(path, O_WRONLY | O_CREAT | O_APPEND, mode: 0o640)
-        ObsSyscall.close(s.fd)
-        s.fd = fd
+        try FileSystem.rename(path, to: "\(path).1")
+        s.file = try OpenFile.openForAppending(path)
         s.size = 0
     }
 }
@@ -180,7 +172,7 @@ public enum TrackingLogReader {
             return n
         }
         var files = rotated.sorted(by: >).map { "\(log).\($0)" }
-        if ObsSyscall.exists(log) { files.append(log) }
+        if FileSystem.exists(log) { files.append(log) }
         return files
     }
 }

@@ -27,20 +27,24 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
 /// failures into ``ConfigError``s that name the file, the line and the key path.
 public enum ConfigFile {
     /// Decodes `T` from the JSON5 file at `path`.
-    public static func decode<T: Decodable>(_ type: T.Type, fromFile path: String) throws(ConfigError) -> T {
+    /// `userInfo` reaches every `init(from:)` (the pipeline file passes its ``StageRegistry`` this way).
+    public static func decode<T: Decodable>(_ type: T.Type, fromFile path: String,
+                                            userInfo: [CodingUserInfoKey: any Sendable] = [:]) throws(ConfigError) -> T {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw ConfigError(file: path, keyPath: "", problem: "cannot read the file (\(error.localizedDescription)); check the path")
         }
-        return try decode(type, from: data, file: path)
+        return try decode(type, from: data, file: path, userInfo: userInfo)
     }
 
     /// Decodes `T` from JSON5 text; `file` names it in errors.
-    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws(ConfigError) -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, file: String,
+                                            userInfo: [CodingUserInfoKey: any Sendable] = [:]) throws(ConfigError) -> T {
         let decoder = JSONDecoder()
         decoder.allowsJSON5 = true
+        decoder.userInfo = userInfo
         do {
             return try decoder.decode(T.self, from: data)
         } catch let error as DecodingError {

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// `postroom check`: everything that can be known about a pipeline file without running it.
 ///
@@ -8,14 +9,21 @@ public struct PipelineCheck: Sendable {
     public var errors: [ConfigError] = []
     public var warnings: [String] = []
     public var graph: String = ""
+    /// Errors `run` starts despite: a connector folder that is not writable or cannot be created yet,
+    /// which an operator can fix while the daemon runs (deliveries through it defer until then).
+    public var fixableWhileRunning: [ConfigError] = []
 
     public var isValid: Bool { errors.isEmpty }
 
-    public static func run(path: String, spoolOverride: String? = nil) -> PipelineCheck {
+    /// The errors `postroom run` refuses to start with: every error but ``fixableWhileRunning``.
+    public var refusals: [ConfigError] { errors.filter { !fixableWhileRunning.contains($0) } }
+
+    /// Checks the file at `path`, whose stages may be of any kind in `registry`.
+    public static func run(path: String, spoolOverride: String? = nil, registry: StageRegistry = .standard) -> PipelineCheck {
         var check = PipelineCheck()
         let pipeline: PipelineFile
         do {
-            pipeline = try PipelineFile.load(path: path)
+            pipeline = try PipelineFile.load(path: path, registry: registry)
         } catch {
             check.errors.append(error)
             return check
@@ -24,7 +32,7 @@ public struct PipelineCheck: Sendable {
         func fail(_ keyPath: String, _ problem: String) {
             check.errors.append(ConfigError(file: path, line: ConfigFile.lineOf(keyPath: keyPath, in: text), keyPath: keyPath, problem: problem))
         }
-        let spool = Daemon.spoolPath(for: pipeline, override: spoolOverride)
+        let spool = pipeline.spoolPath(override: spoolOverride)
 
         // Stage order.
         if pipeline.stages.first?.kind != "ingest" { fail("stages[0].stage", "the first stage must be ingest") }
@@ -61,8 +69,16 @@ public struct PipelineCheck: Sendable {
                     check.warnings.append("connectors[\(index)].command[0]: \(problem.reason)")
                 }
             }
+            if let permissions = connector.permissions {
+                if connector.type == .agent {
+                    fail("connectors[\(index)].permissions", "permissions apply to foreign and maildir connectors only")
+                } else if let group = permissions.group, permissions.groupID == nil {
+                    fail("connectors[\(index)].permissions.group", "no group named '\(group)' on this machine; create it (groupadd) or fix the name")
+                }
+            }
             if let folder, let problem = writableProblem(folder) {
                 fail(connector.type == .foreign ? "connectors[\(index)].dropDirectory" : "connectors[\(index)].path", problem)
+                if !problem.hasSuffix("is not a directory"), let last = check.errors.last { check.fixableWhileRunning.append(last) }
             }
         }
         if pipeline.connectors.isEmpty { fail("connectors", "the pipeline has no connectors, so nothing can be delivered") }
@@ -72,8 +88,17 @@ public struct PipelineCheck: Sendable {
             }
         }
 
+        // Command stages: a missing program would defer every message.
+        for (keyPath, problem) in CommandStage.programProblems(in: pipeline) { fail(keyPath, problem) }
+
         // Intake directories and the queue.
         if let ingest = pipeline.settings(IngestSettings.self) {
+            if let group = ingest.permissions?.group, ingest.permissions?.groupID == nil {
+                fail("stages[0].permissions.group", "no group named '\(group)' on this machine; create it (groupadd) or fix the name")
+            }
+            if ingest.permissions?.fileMode != nil {
+                fail("stages[0].permissions.fileMode", "producers create the files in pickup/ and replay/; set their mode with the producer's umask")
+            }
             for (key, directory) in [("pickup", ingest.pickup), ("replay", ingest.replay)] {
                 guard let directory else { continue }
                 let full = resolvePath(directory, against: spool)
@@ -84,11 +109,16 @@ public struct PipelineCheck: Sendable {
             }
         }
 
+        // The metrics endpoint: the same parse `run` does before it binds.
+        if let listen = pipeline.metrics?.listen {
+            do { _ = try MetricsHTTPServer.parse(listen) } catch { fail("metrics.listen", "\(error)") }
+        }
+
         // Directory.
         if let categorize = pipeline.settings(CategorizeSettings.self), let directoryPath = categorize.directory {
             let full = resolvePath(directoryPath, against: pipeline.folder)
             do {
-                let directory = try RecipientDirectory.load(path: full, acceptedDomains: categorize.acceptedDomains)
+                let directory = try RecipientDirectory.load(declaredIn: pipeline, path: directoryPath, acceptedDomains: categorize.acceptedDomains)
                 check.errors += directory.configErrors(file: full)
                 do {
                     let accepted = categorize.acceptedDomains.map { $0.lowercased() }
@@ -120,7 +150,7 @@ public struct PipelineCheck: Sendable {
     static func stageGraph(_ pipeline: PipelineFile, spool: String) -> String {
         var lines = ["pipeline \(pipeline.name) (spool \(spool))"]
         for (index, stage) in pipeline.stages.enumerated() {
-            let summary = StageRegistry.standard.kind(named: stage.kind)?.summary ?? ""
+            let summary = pipeline.registry.kind(named: stage.kind)?.summary ?? ""
             lines.append("  \(index == 0 ? "  " : "→ ")\(stage.kind.padding(toLength: 11, withPad: " ", startingAt: 0)) \(summary)")
         }
         for connector in pipeline.connectors {

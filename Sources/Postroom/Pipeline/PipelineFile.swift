@@ -14,14 +14,34 @@ public struct PipelineFile: Sendable {
     public var tracking: TrackingConfiguration?
     /// How long SIGTERM waits for in-flight deliveries before exiting (default 30 s).
     public var shutdownTimeout: ConfigDuration
+    /// The fully qualified name Postroom gives itself in headers it writes (default: the machine's
+    /// FQDN, else the first accepted domain).
+    public var hostname: String?
     /// The file it was read from.
     public var path: String = ""
+    /// The stage kinds its `stages` were decoded with; the runner and `check` build stages from it.
+    public var registry: StageRegistry = .standard
 
     /// Reads and decodes a pipeline file; structural checks are ``PipelineCheck``'s job.
-    public static func load(path: String) throws(ConfigError) -> PipelineFile {
-        var file = try ConfigFile.decode(PipelineFile.self, fromFile: path)
+    /// `registry` names the stage kinds the file may use (a program embedding Postroom adds its own).
+    public static func load(path: String, registry: StageRegistry = .standard) throws(ConfigError) -> PipelineFile {
+        var file = try ConfigFile.decode(PipelineFile.self, fromFile: path, userInfo: [.stageRegistry: registry])
         file.path = path
+        file.registry = registry
         return file
+    }
+
+    /// The environment variable that names the spool when `--spool` does not (the systemd unit sets it,
+    /// so the operator commands find the daemon's spool).
+    public static let spoolEnvironmentVariable = "POSTROOM_SPOOL"
+
+    /// The spool this pipeline runs on, absolute: `override` (`--spool`), else `POSTROOM_SPOOL`, else
+    /// the file's `spool`, else `./spool`, relative to the working directory.
+    public func spoolPath(override: String?) -> String {
+        let environment = ProcessInfo.processInfo.environment[Self.spoolEnvironmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let chosen = override ?? environment ?? spool ?? "spool"
+        let absolute = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
+        return URL(fileURLWithPath: absolute).standardizedFileURL.path
     }
 
     /// The folder of the pipeline file, against which configuration references resolve.
@@ -38,7 +58,7 @@ public struct PipelineFile: Sendable {
 
 extension PipelineFile: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, spool, stages, connectors, metrics, tracking, shutdownTimeout
+        case name, spool, stages, connectors, metrics, tracking, shutdownTimeout, hostname
     }
 
     public init(from decoder: any Decoder) throws {
@@ -51,6 +71,10 @@ extension PipelineFile: Decodable {
         metrics = try container.decodeIfPresent(MetricsConfiguration.self, forKey: .metrics)
         tracking = try container.decodeIfPresent(TrackingConfiguration.self, forKey: .tracking)
         shutdownTimeout = try container.decodeIfPresent(ConfigDuration.self, forKey: .shutdownTimeout) ?? ConfigDuration(seconds: 30)
+        hostname = try container.decodeIfPresent(String.self, forKey: .hostname)
+        if let hostname, !hostname.contains("."), !hostname.isEmpty {
+            throw DecodingError.dataCorruptedError(forKey: .hostname, in: container, debugDescription: "hostname must be fully qualified (e.g. mail.example.com), not '\(hostname)'")
+        }
     }
 }
 
@@ -66,8 +90,9 @@ extension StageDeclaration: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: KindKey.self)
         kind = try container.decode(String.self, forKey: .stage)
-        guard let stageKind = StageRegistry.standard.kind(named: kind) else {
-            let known = StageRegistry.standard.kinds.map(\.name).joined(separator: ", ")
+        let registry = decoder.userInfo[.stageRegistry] as? StageRegistry ?? .standard
+        guard let stageKind = registry.kind(named: kind) else {
+            let known = registry.kinds.map(\.name).joined(separator: ", ")
             throw DecodingError.dataCorruptedError(forKey: .stage, in: container, debugDescription: "unknown stage kind '\(kind)' (known: \(known))")
         }
         settings = try stageKind.decodeSettings(decoder)
@@ -114,9 +139,12 @@ public struct ConnectorConfiguration: Sendable, Decodable {
     public var filePerRecipient: Bool
     /// smtp: smart hosts, EHLO name, timeouts, connection reuse (nil for the other types).
     public var smtp: SMTPSettings?
+    /// Foreign and maildir: group and modes of the drop directory or mailbox folders and their files.
+    public var permissions: PermissionSettings?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, type, domains, addressSpaces, path, dropDirectory, quota, quotaFiles, command, timeout, concurrency, maxMessageSize, filePerRecipient
+        case permissions
         // smtp (SMTPSettings.Keys)
         case smartHosts, smartHostOrder, heloName, timeouts, idleTimeout, hostBackoff, hostBackoffMax
     }
@@ -144,6 +172,7 @@ public struct ConnectorConfiguration: Sendable, Decodable {
         concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 8
         maxMessageSize = try container.decodeIfPresent(ByteSize.self, forKey: .maxMessageSize)
         filePerRecipient = try container.decodeIfPresent(Bool.self, forKey: .filePerRecipient) ?? false
+        permissions = try container.decodeIfPresent(PermissionSettings.self, forKey: .permissions)
         smtp = try SMTPSettings.decode(from: decoder, isSMTP: type == .smtp)
         switch type {
         case .maildir where path == nil:

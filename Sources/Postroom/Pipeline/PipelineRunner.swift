@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// Builds a pipeline from its file and runs it: the ingest source, then each stage actor
@@ -39,8 +40,11 @@ public final class PipelineRunner: Sendable {
                                        connectors: connectors, log: log, telemetry: telemetry)
         self.delivery = delivery
         let ingestBox = Mutex<IngestStage?>(nil)
-        let defaultDomain = pipeline.settings(CategorizeSettings.self)?.acceptedDomains.first ?? hostname
-        let context = StageContext(pipeline: pipeline, spool: spool, hostname: hostname, queue: store, log: log,
+        let acceptedDomains = pipeline.settings(CategorizeSettings.self)?.acceptedDomains ?? []
+        // Headers name this host by its FQDN (Maildir file names keep the bare name above).
+        let identity = HostIdentity.name(configured: pipeline.hostname, acceptedDomains: acceptedDomains)
+        let defaultDomain = acceptedDomains.first ?? identity
+        let context = StageContext(pipeline: pipeline, spool: spool, hostname: identity, queue: store, log: log,
                                    defaultDomain: defaultDomain,
                                    resubmit: { claimed in ingestBox.withLock { $0 }?.resubmit(claimed) },
                                    delivery: delivery, telemetry: telemetry, dryRun: dryRun)
@@ -51,7 +55,7 @@ public final class PipelineRunner: Sendable {
         ingestBox.withLock { $0 = ingest }
         var stages: [(String, any MessageStage)] = []
         for (index, declaration) in pipeline.stages.enumerated().dropFirst() {
-            guard let kind = StageRegistry.standard.kind(named: declaration.kind) else { continue }
+            guard let kind = pipeline.registry.kind(named: declaration.kind) else { continue }
             if declaration.settings is IngestSettings {
                 throw ConfigError(file: pipeline.path, keyPath: "stages[\(index)]", problem: "ingest can only be the first stage")
             }
@@ -64,9 +68,10 @@ public final class PipelineRunner: Sendable {
             }
         }
         self.stages = stages
+        telemetry.declare(stages: ["ingest"] + stages.map(\.0), connectors: pipeline.connectors.map(\.name))
         if !dryRun {
             // The intake directories exist as soon as the runner does, so producers can drop files at once.
-            for directory in ingest.watchedDirectories { try? FileSystem.createDirectory(directory) }
+            for directory in ingest.watchedDirectories { try? ingestSettings.prepareDirectory(directory) }
         }
         for connector in connectors where !dryRun {
             do { try connector.prepare() } catch { log.warning("connector \(connector.name): \(error)") }
@@ -84,8 +89,7 @@ public final class PipelineRunner: Sendable {
         for file in try context.queue.claimedFiles() {
             let crashes = failures[PoisonJournal.key(claimed: file.queueID)] ?? 0
             if crashes >= delivery.settings.poisonThreshold {
-                let parked = context.queue.folder(.poison) + "/" + (file.path as NSString).lastPathComponent
-                try FileSystem.rename(file.path, to: parked)
+                let parked = try context.queue.park(file, reason: "failed unexpectedly \(crashes) times (Postroom died or failed while a stage worked on it)")
                 context.log.error("claimed file \(file.originalName) (\(file.queueID)) failed unexpectedly \(crashes) times; parked as poison in \(parked)")
                 telemetry.track(TrackingEvent(event: .poison, source: .init(file.source), queueID: file.queueID, messageID: "",
                                               sender: "", recipients: [], reason: "failed unexpectedly \(crashes) times", file: parked))
@@ -115,7 +119,7 @@ public final class PipelineRunner: Sendable {
                 let isLast = index == stages.count - 1
                 // A stage that waits on the disk (deliver's fsyncs) gets several workers, so its
                 // waits overlap and the directory fsyncs of concurrent messages are shared.
-                let workers = StageRegistry.standard.kind(named: name)?.workers ?? 1
+                let workers = pipeline.registry.kind(named: name)?.workers ?? 1
                 group.addTask {
                     await withTaskGroup(of: Void.self) { workerGroup in
                         for _ in 0..<workers {
@@ -151,10 +155,12 @@ public final class PipelineRunner: Sendable {
             // Only the message a stage is working on is at risk if the process dies now.
             let journalKey = PoisonJournal.key(claimed: item.queueID)
             journal.begin(journalKey)
-            defer { journal.end(journalKey) }
             FaultInjection.crashIfMarked(item.bytes, stage: name)
             do {
                 let result = try await stage.process(item)
+                // "end" before the hand-off: once the next stage may begin, this one must be on
+                // record as finished, or a crash there would count twice against the message.
+                journal.end(journalKey)
                 telemetry.stageFinished(name, seconds: seconds(since: start), result: result)
                 if case .forward(let next) = result {
                     if let output {
@@ -164,6 +170,7 @@ public final class PipelineRunner: Sendable {
                     }
                 }
             } catch {
+                journal.end(journalKey)
                 telemetry.stageFailed(name, seconds: seconds(since: start), error: error)
                 log.error("stage \(name) failed on \(item.queueID): \(error); the message stays queued in \(item.claimed.path)")
                 await onFailure(item, error)
@@ -184,9 +191,8 @@ extension PipelineRunner {
                 return counts[item.queueID]!
             }
             if failures >= delivery.settings.poisonThreshold {
-                let parked = context.queue.folder(.poison) + "/" + (item.claimed.path as NSString).lastPathComponent
                 do {
-                    try FileSystem.rename(item.claimed.path, to: parked)
+                    let parked = try context.queue.park(item.claimed, reason: "failed \(failures) times: \(error)")
                     context.log.error("\(item.claimed.originalName) (\(item.queueID)) failed \(failures) times; parked as poison in \(parked)")
                     telemetry.track(TrackingEvent(event: .poison, source: .init(item.claimed.source), queueID: item.queueID, messageID: item.messageID,
                                                   sender: item.envelope.sender, recipients: item.envelope.recipients.map(\.address),
@@ -202,39 +208,6 @@ extension PipelineRunner {
         Task {
             try? await Task.sleep(for: .seconds(transient ? 10 : 2))
             resubmit(claimed)
-        }
-    }
-}
-
-/// Test-only faults, enabled by environment variables that operators never set.
-enum FaultInjection {
-    /// `POSTROOM_TEST_KILL_AT=point:n`: the process kills itself with SIGKILL the n-th time it passes
-    /// `point` (claim, store, rename, remove), to prove crash safety at exactly those instants.
-    static let killPoint: (name: String, count: Int)? = {
-        guard let value = ProcessInfo.processInfo.environment["POSTROOM_TEST_KILL_AT"] else { return nil }
-        let parts = value.split(separator: ":")
-        guard parts.count == 2, let count = Int(parts[1]) else { return nil }
-        return (String(parts[0]), count)
-    }()
-    private static let passes = Mutex<[String: Int]>([:])
-
-    static func checkpoint(_ name: String) {
-        guard let point = killPoint, point.name == name else { return }
-        let reached = passes.withLock { table -> Bool in
-            table[name, default: 0] += 1
-            return table[name] == point.count
-        }
-        if reached { FileSystem.killSelf() }
-    }
-
-    /// `POSTROOM_TEST_CRASH_MARKER`: a message containing this text kills the process in `validate`,
-    /// as a parser bug would; used to prove poison handling.
-    static let crashMarker: [UInt8]? = ProcessInfo.processInfo.environment["POSTROOM_TEST_CRASH_MARKER"].map { Array($0.utf8) }
-
-    static func crashIfMarked(_ bytes: [UInt8], stage: String) {
-        guard let marker = crashMarker, stage == "validate", !marker.isEmpty, bytes.count >= marker.count else { return }
-        for start in 0...(bytes.count - marker.count) where bytes[start] == marker[0] && bytes[start..<start + marker.count].elementsEqual(marker) {
-            fatalError("POSTROOM_TEST_CRASH_MARKER found in a message (test fault injection)")
         }
     }
 }

@@ -23,6 +23,9 @@ public enum StageResult: Sendable {
     /// How a message left the pipeline.
     public enum Outcome: String, Sendable {
         case badmail, reported, queued, dropped
+        /// Left in `queue/incoming/` for the stage to try again later (a `command` stage's
+        /// program asked to defer); the stage has scheduled its resubmission.
+        case deferred
     }
 }
 
@@ -107,11 +110,24 @@ public struct StageKind: Sendable {
     }
 }
 
-/// The one place stage kinds are registered; the pipeline file names them in `stage`.
+/// The stage kinds a pipeline file may name in `stage`.
+///
+/// ``standard`` holds every kind Postroom ships. A program that embeds Postroom builds its own
+/// registry (`StageRegistry.standard.adding([myKind])`) and passes it to ``PipelineFile/load(path:registry:)``
+/// and ``PipelineCheck/run(path:spoolOverride:registry:)``; the runner then builds and meters those
+/// stages exactly like the shipped ones. Names are unique: a later kind never shadows an earlier one.
 public struct StageRegistry: Sendable {
     public let kinds: [StageKind]
 
+    public init(kinds: [StageKind]) {
+        var seen = Set<String>()
+        self.kinds = kinds.filter { seen.insert($0.name).inserted }
+    }
+
     public func kind(named name: String) -> StageKind? { kinds.first { $0.name == name } }
+
+    /// This registry with `more` kinds after its own; a kind whose name is already taken is ignored.
+    public func adding(_ more: [StageKind]) -> StageRegistry { StageRegistry(kinds: kinds + more) }
 
     /// Every stage kind Postroom ships.
     public static let standard = StageRegistry(kinds: [
@@ -123,12 +139,13 @@ public struct StageRegistry: Sendable {
         HeadersStage.kind,
         FilterStage.kind,
         JournalStage.kind,
+        CommandStage.kind,
     ])
 }
 
 extension StageKind {
     /// A kind whose settings type decodes itself and whose stage is built from those settings.
-    static func make<Settings: StageSettings & Decodable>(
+    public static func make<Settings: StageSettings & Decodable>(
         _ name: String, summary: String, workers: Int = 1, settings: Settings.Type,
         build: @escaping @Sendable (Settings, StageContext) throws -> any MessageStage
     ) -> StageKind {
@@ -136,4 +153,9 @@ extension StageKind {
                   decodeSettings: { decoder in try Settings(from: decoder) },
                   makeStage: { settings, context in try build(settings as! Settings, context) })
     }
+}
+
+extension CodingUserInfoKey {
+    /// Where ``StageDeclaration`` finds the ``StageRegistry`` it decodes stage kinds with.
+    static let stageRegistry = CodingUserInfoKey(rawValue: "postroom.stageRegistry")!
 }

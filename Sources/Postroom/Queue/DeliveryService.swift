@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// The delivery side of Postroom: one queue per connector, each with its own workers.
@@ -34,7 +35,7 @@ public final class DeliveryService: Sendable {
 
     private var reportSender: ReportSender {
         get throws {
-            guard let sender = reports.withLock({ $0 }) else { throw SystemError(operation: "report", path: "", errno: EINVAL) }
+            guard let sender = reports.withLock({ $0 }) else { throw SystemError.invalid(operation: "report", path: "") }
             return sender
         }
     }
@@ -63,7 +64,8 @@ public final class DeliveryService: Sendable {
             entries.append((entry, item.bytes))
         }
         if !item.failures.isEmpty {
-            try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures)
+            try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures,
+                                        cause: .intake(item.queueID))
         }
         if !entries.isEmpty { try await store.store(entries, state: state) }
         FaultInjection.checkpoint("store")
@@ -91,7 +93,7 @@ public final class DeliveryService: Sendable {
     }
 
     /// The header block of a message (up to the first empty line), attached to reports.
-    static func headerBlock(of message: [UInt8]) -> [UInt8] {
+    public static func headerBlock(of message: [UInt8]) -> [UInt8] {
         var index = 0
         while index < message.count {
             guard let newline = message[index...].firstIndex(of: UInt8(ascii: "\n")) else { break }
@@ -109,7 +111,10 @@ public final class DeliveryService: Sendable {
     /// Entries that failed unexpectedly `poisonThreshold` times (`failures`, from the journal) are parked as poison.
     public func recover(discarding: Set<String> = [], failures: [String: Int] = [:]) async -> Int {
         var count = 0
-        for stored in store.entries() {
+        let scan = store.scan()
+        damagedFiles.increment(by: 0)
+        for damaged in scan.damaged { setAside(damaged) }
+        for stored in scan.entries {
             if discarding.contains(stored.entry.queueID) {
                 try? FileSystem.removeFileIfPresent(store.folder(stored.state) + "/" + stored.entry.id)
                 continue
@@ -117,7 +122,7 @@ public final class DeliveryService: Sendable {
             let crashes = failures[PoisonJournal.key(entry: stored.entry.id)] ?? 0
             if crashes >= settings.poisonThreshold, stored.state == .active || stored.state == .deferred {
                 do {
-                    try await store.rename(id: stored.entry.id, from: stored.state, to: .poison)
+                    try await park(stored, reason: "failed unexpectedly \(crashes) times (Postroom died or failed while delivering it)")
                     log.error("queue entry \(stored.entry.id) failed unexpectedly \(crashes) times; parked as poison (postroom queue show \(stored.entry.id))")
                     telemetry.track(TrackingEvent(event: .poison, source: .queue, queueID: stored.entry.id, messageID: stored.entry.messageID,
                                                   sender: stored.entry.envelope.sender, recipients: stored.entry.envelope.recipients.map(\.address),
@@ -183,21 +188,16 @@ public final class DeliveryService: Sendable {
 
     // MARK: One attempt
 
-    /// Tracking events for one attempt: DELIVER/DROP/TRANSFER per connector type, DEFER, FAIL.
+    /// Tracking events for one attempt in Exchange's names: DELIVER (STOREDRIVER) or SEND (GATEWAY,
+    /// AGENT) per connector type, DEFER with the connector's own status, FAIL.
     private func track(_ entry: QueueEntry, results: [DeliveryResult], connector: any Connector) {
-        let delivered: TrackingEvent.Kind
-        switch connector.configuration.type {
-        case .maildir: delivered = .deliver
-        case .foreign: delivered = .drop
-        case .agent: delivered = .transfer
-        case .smtp: delivered = .send
-        }
+        let (delivered, source) = TrackingEvent.delivery(connectorType: connector.configuration.type.rawValue)
         var groups: [(TrackingEvent.Kind, String?, String?, [String])] = []
         for (recipient, result) in zip(entry.envelope.recipients, results) {
             let key: (TrackingEvent.Kind, String?, String?)
             switch result {
             case .delivered: key = (delivered, "2.0.0", nil)
-            case .deferred(let reason): key = (.defer, "4.0.0", reason)
+            case .deferred(let reason): key = (.defer, TrackingEvent.leadingStatus(of: reason, fallback: "4.0.0"), reason)
             case .failed(let status, let diagnostic): key = (.fail, status, diagnostic)
             }
             if let index = groups.firstIndex(where: { $0.0 == key.0 && $0.1 == key.1 && $0.2 == key.2 }) {
@@ -207,7 +207,7 @@ public final class DeliveryService: Sendable {
             }
         }
         for (kind, status, reason, recipients) in groups {
-            telemetry.track(TrackingEvent(event: kind, source: .delivery, queueID: entry.id, messageID: entry.messageID,
+            telemetry.track(TrackingEvent(event: kind, source: source, queueID: entry.id, messageID: entry.messageID,
                                           sender: entry.envelope.sender, recipients: recipients, connector: entry.connector,
                                           status: status, reason: reason, size: Int(entry.size)))
         }
@@ -217,7 +217,13 @@ public final class DeliveryService: Sendable {
     func attempt(_ id: String, state: QueueState, cached: (QueueEntry, [UInt8])?, connector: any Connector) async -> (QueueState, Date)? {
         let loaded: (QueueEntry, [UInt8])?
         if let cached { loaded = cached } else {
-            loaded = await BlockingPool.shared.run { try? self.store.load(id: id, state: state) } ?? nil
+            let read = await BlockingPool.shared.run { Result { () throws(QueueFileDamage) in try self.store.loadChecked(id: id, state: state) } }
+            switch read {
+            case .success(let found): loaded = found
+            case .failure(let damage):
+                setAside(DamagedQueueFile(path: store.folder(state) + "/" + id, state: state, problem: damage.problem))
+                return nil
+            }
         }
         guard let (loadedEntry, message) = loaded else { return nil }
         var entry = loadedEntry
@@ -257,10 +263,12 @@ public final class DeliveryService: Sendable {
         }
         do {
             if !failed.isEmpty {
-                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: failed)
+                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: failed,
+                                            cause: .failed(entry))
             }
             if !succeeded.isEmpty {
-                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: succeeded)
+                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: succeeded,
+                                            cause: .delivered(entry))
             }
             if remaining.isEmpty {
                 FaultInjection.checkpoint("remove")
@@ -275,7 +283,8 @@ public final class DeliveryService: Sendable {
             entry.nextAttempt = next
             if settings.delayNotice.seconds > 0, !entry.delayNotified, now.timeIntervalSince(entry.arrival) >= settings.delayNotice.seconds {
                 let delayed = remaining.map { FailedRecipient(address: $0.address, status: "4.4.7", diagnostic: lastError ?? "delivery delayed", action: "delayed") }
-                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: delayed)
+                try await reportSender.send(about: entry.envelope, message: Self.headerBlock(of: message), messageID: entry.messageID, failed: delayed,
+                                            cause: .delayed(entry))
                 entry.delayNotified = true
             }
             try await store.move(entry, message: message, from: state, to: .deferred)

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// Remembers which messages were being worked on when the process died, so a message that
@@ -8,7 +9,10 @@ import Synchronization
 /// `E <key>` line when it ends; `X <key>` marks an unexpected failure. The lines are plain
 /// `write(2)`s with `O_APPEND` and no fsync: they must survive the death of the process
 /// (`kill -9`, a crash), which the page cache guarantees, not the loss of the machine.
-/// At start-up, a key with a `B` but no `E` crashed the previous run.
+/// At start-up, a key with a `B` but no `E` crashed the previous run: once, however many
+/// of its lines are open, since one death of the process is one crash for each message.
+/// A stage writes its `E` before it hands the message on, so a message waiting between
+/// stages is not open and is not blamed for a crash elsewhere.
 public final class PoisonJournal: Sendable {
     public let path: String
     private let file: Mutex<AppendOnlyFile?>
@@ -33,7 +37,7 @@ public final class PoisonJournal: Sendable {
             default: continue
             }
         }
-        for (key, count) in open where count > 0 { failures[key, default: 0] += count }
+        for (key, count) in open where count > 0 { failures[key, default: 0] += 1 }
         return failures
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Inotify
 
 /// An operator's change to the queue (Exchange's Suspend-/Resume-/Remove-Message and Retry-Queue; Postfix's postsuper).
@@ -9,11 +10,15 @@ public struct QueueRequest: Sendable, Codable, Equatable {
     public var id: String?
     /// Every entry the action applies to (e.g. `retry --all`).
     public var all: Bool
+    /// Exact entry ids chosen by the CLI from ids and filters (`postroom queue remove ID1 ID2`,
+    /// `--connector fax --older-than 1d`); when set, `id` and `all` are not used.
+    public var ids: [String]?
 
-    public init(action: Action, id: String?, all: Bool = false) {
+    public init(action: Action, id: String?, all: Bool = false, ids: [String]? = nil) {
         self.action = action
         self.id = id
         self.all = all
+        self.ids = ids
     }
 }
 
@@ -32,11 +37,15 @@ public struct QueueAdministration: Sendable {
     /// The running delivery side; nil when the CLI works on a stopped spool (it holds the lock then).
     public let delivery: DeliveryService?
     public let telemetry: Telemetry?
+    /// Hands a released claimed file back to the running pipeline; nil on a stopped spool
+    /// (the next start recovers it from `incoming/`).
+    public let resubmit: (@Sendable (ClaimedFile) -> Void)?
 
-    public init(store: QueueStore, delivery: DeliveryService?, telemetry: Telemetry?) {
+    public init(store: QueueStore, delivery: DeliveryService?, telemetry: Telemetry?, resubmit: (@Sendable (ClaimedFile) -> Void)? = nil) {
         self.store = store
         self.delivery = delivery
         self.telemetry = telemetry
+        self.resubmit = resubmit
     }
 
     /// Entries an id names: exact entry id, every entry of a queue id, or every entry with that Message-ID.
@@ -48,22 +57,57 @@ public struct QueueAdministration: Sendable {
         }
     }
 
+    /// Parked claimed files an id names: their queue id, file name or Message-ID.
+    public static func matching(_ id: String, in parked: [ParkedClaimedFile]) -> [ParkedClaimedFile] {
+        let bare = id.trimmingCharacters(in: CharacterSet(charactersIn: "<> "))
+        return parked.filter {
+            $0.claimed.queueID == id || ($0.claimed.path as NSString).lastPathComponent == id
+                || (!bare.isEmpty && $0.messageID.trimmingCharacters(in: CharacterSet(charactersIn: "<> ")) == bare)
+        }
+    }
+
     public func apply(_ request: QueueRequest) async -> QueueResponse {
-        let entries = store.entries()
+        let scan = store.scan()
+        let entries = scan.entries
         let targets: [StoredEntry]
-        if request.all {
+        let parkedTargets: [ParkedClaimedFile]
+        var vanished: [String] = []
+        if let ids = request.ids {
+            let wanted = Set(ids)
+            targets = entries.filter { wanted.contains($0.entry.id) }
+            parkedTargets = scan.parked.filter { wanted.contains($0.claimed.queueID) }
+            // Delivered or removed between the CLI's selection and now: nothing left to change.
+            vanished = ids.filter { id in !targets.contains { $0.entry.id == id } && !parkedTargets.contains { $0.claimed.queueID == id } }
+        } else if request.all {
             targets = entries
+            parkedTargets = scan.parked
         } else if let id = request.id {
             targets = Self.matching(id, in: entries)
-            guard !targets.isEmpty else { return QueueResponse(ok: false, message: "no queued message matches \(id)", affected: []) }
+            parkedTargets = Self.matching(id, in: scan.parked)
+            guard !targets.isEmpty || !parkedTargets.isEmpty else { return QueueResponse(ok: false, message: "no queued message matches \(id)", affected: []) }
         } else {
             return QueueResponse(ok: false, message: "name a message id or use --all", affected: [])
         }
         var affected: [String] = []
         var skipped: [String] = []
+        for parked in parkedTargets {
+            do {
+                if try apply(request.action, to: parked) {
+                    affected.append(parked.claimed.queueID)
+                } else if !request.all {
+                    skipped.append("\(parked.claimed.queueID) is poison (a claimed file, not yet routed)")
+                }
+            } catch {
+                return QueueResponse(ok: false, message: "\(request.action.rawValue) \(parked.claimed.queueID): \(error)", affected: affected)
+            }
+        }
+        var already: [String] = []
         for target in targets {
             do {
-                if try await apply(request.action, to: target) {
+                if Self.alreadyDone(request.action, state: target.state) {
+                    // postsuper -h on a held message is not an error: the wanted state holds.
+                    already.append(target.entry.id)
+                } else if try await apply(request.action, to: target) {
                     affected.append(target.entry.id)
                 } else if !request.all {
                     skipped.append("\(target.entry.id) is \(target.state.rawValue)")
@@ -74,8 +118,20 @@ public struct QueueAdministration: Sendable {
         }
         let verb = ["hold": "held", "release": "released", "retry": "scheduled for retry", "remove": "removed"][request.action.rawValue] ?? request.action.rawValue
         var message = "\(affected.count) entr\(affected.count == 1 ? "y" : "ies") \(verb)"
+        if !already.isEmpty { message += "; already \(request.action == .hold ? "held" : "released"): " + already.joined(separator: ", ") }
         if !skipped.isEmpty { message += "; unchanged: " + skipped.joined(separator: ", ") }
-        return QueueResponse(ok: !affected.isEmpty || request.all, message: message, affected: affected)
+        if !vanished.isEmpty { message += "; no longer queued: " + vanished.joined(separator: ", ") }
+        let ok = !affected.isEmpty || !already.isEmpty || request.all || (request.ids != nil && skipped.isEmpty)
+        return QueueResponse(ok: ok, message: message, affected: affected)
+    }
+
+    /// Hold on a held entry, release on an entry that is neither held nor poison: already as asked.
+    static func alreadyDone(_ action: QueueRequest.Action, state: QueueState) -> Bool {
+        switch action {
+        case .hold: state == .held
+        case .release: state == .active || state == .deferred
+        case .retry, .remove: false
+        }
     }
 
     /// Returns false when the action does not apply to the entry's state.
@@ -114,6 +170,26 @@ public struct QueueAdministration: Sendable {
         telemetry?.track(TrackingEvent(event: kind, source: .admin, queueID: entry.id, messageID: entry.messageID,
                                        sender: entry.envelope.sender, recipients: entry.envelope.recipients.map(\.address),
                                        connector: entry.connector))
+        return true
+    }
+
+    /// Release puts a parked claimed file back at the start of the pipeline; remove deletes it.
+    /// Hold and retry do not apply: it is not in any connector's queue.
+    private func apply(_ action: QueueRequest.Action, to parked: ParkedClaimedFile) throws(SystemError) -> Bool {
+        let kind: TrackingEvent.Kind
+        switch action {
+        case .release:
+            let claimed = try store.unpark(parked)
+            resubmit?(claimed)
+            kind = .release
+        case .remove:
+            try store.removeParked(parked)
+            kind = .remove
+        case .hold, .retry:
+            return false
+        }
+        telemetry?.track(TrackingEvent(event: kind, source: .admin, queueID: parked.claimed.queueID, messageID: parked.messageID,
+                                       sender: parked.sender, recipients: parked.recipients, file: parked.claimed.path))
         return true
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// The state of a queued delivery, which is also the folder it lives in under `queue/`.
@@ -90,13 +91,22 @@ public struct ClaimedFile: Sendable, Equatable {
     /// The producer's file name, so a rejected file can be put back as `<name>.bad`.
     public var originalName: String
     public var path: String
+
+    public init(recovered: Bool = false, queueID: String, source: IntakeSource, originalName: String, path: String) {
+        self.queueID = queueID
+        self.source = source
+        self.originalName = originalName
+        self.path = path
+        self.recovered = recovered
+    }
 }
 
 /// The durable queue under `<spool>/queue/`.
 ///
 /// Layout: `incoming/` holds claimed producer files (`<qid>.<source>.<name>`), `active/`,
-/// `deferred/`, `hold/` and `poison/` hold ``QueueEntry`` files, `tmp/` holds writes in
-/// progress. Every change is a write to a temporary name, fsync, rename and a (batched)
+/// `deferred/`, `hold/` and `poison/` hold ``QueueEntry`` files (and `poison/` claimed files
+/// parked before routing, each with a `.reason`), `damaged/` holds files that could not be read
+/// as entries (see ``scan()``), `tmp/` holds writes in progress. Every change is a write to a temporary name, fsync, rename and a (batched)
 /// directory fsync, so the queue survives `kill -9` and power loss at any instant.
 public final class QueueStore: Sendable {
     public let root: String
@@ -148,14 +158,20 @@ public final class QueueStore: Sendable {
         return ClaimedFile(queueID: queueID, source: source, originalName: name, path: destination)
     }
 
-    /// Writes a message Postroom generated (a report) into `incoming/` durably.
-    public func submitGenerated(_ bytes: [UInt8]) async throws(SystemError) -> ClaimedFile {
-        let queueID = QueueID.next()
+    /// Writes a message Postroom generated (a report) into `incoming/` durably, under the queue id
+    /// its cause determines. Returns nil when that file is already there (a re-run after a crash
+    /// made the same report again; the one in `incoming/` goes on). The claimed file counts as
+    /// recovered: a copy of the same report may have been delivered before the crash.
+    public func submitGenerated(_ bytes: [UInt8], queueID: String) async throws(SystemError) -> ClaimedFile? {
         let name = Self.claimedName(queueID: queueID, source: .report, originalName: "report.eml")
         let path = incoming + "/" + name
-        try await BlockingPool.shared.run { () throws(SystemError) in try FileSystem.writeAtomically(bytes, to: path) }
+        let written = try await BlockingPool.shared.run { () throws(SystemError) -> Bool in
+            if FileSystem.exists(path) { return false }
+            try FileSystem.writeAtomically(bytes, to: path)
+            return true
+        }
         try await directorySync.sync(incoming)
-        return ClaimedFile(queueID: queueID, source: .report, originalName: "report.eml", path: path)
+        return written ? ClaimedFile(recovered: true, queueID: queueID, source: .report, originalName: "report.eml", path: path) : nil
     }
 
     /// Forgets a claimed file once its queue entries are durable.
@@ -238,24 +254,9 @@ public final class QueueStore: Sendable {
         return Self.decodeEntry(head)
     }
 
-    /// Every entry on disk, after settling duplicates a crash may have left (the later state wins).
-    public func entries() -> [StoredEntry] {
-        var best: [String: QueueState] = [:]
-        for state in QueueState.allCases {
-            for name in (try? FileSystem.contents(of: folder(state))) ?? [] where !name.hasPrefix(".") {
-                if let existing = best[name] {
-                    let (keep, drop) = existing.precedence >= state.precedence ? (existing, state) : (state, existing)
-                    try? FileSystem.removeFileIfPresent(folder(drop) + "/" + name)
-                    best[name] = keep
-                } else {
-                    best[name] = state
-                }
-            }
-        }
-        return best.sorted { $0.key < $1.key }.compactMap { id, state in
-            loadEntry(id: id, state: state).map { StoredEntry(entry: $0, state: state) }
-        }
-    }
+    /// Every readable entry on disk, after settling duplicates a crash may have left (the later state wins).
+    /// Damaged files and parked claimed files are in ``scan()``.
+    public func entries() -> [StoredEntry] { scan().entries }
 
     /// How many entries each connector has in the given state folders (held and poison are small; active is not).
     public func counts(in states: [QueueState]) -> [String: [QueueState: Int]] {

@@ -215,7 +215,7 @@ public actor FilterStage: MessageStage {
             try await context.queue.release(item.claimed)
             let reason = "dropped by filter rule '\(rule.name)'" + (rule.reason.map { ": \($0)" } ?? "")
             context.log.notice("\(item.queueID) from \(item.envelope.hasNullSender ? "<>" : item.envelope.sender): \(reason)")
-            track(.fail, item, rule: rule, reason: reason)
+            track(.drop, item, rule: rule, reason: reason)
             return .finished(.dropped)
         }
     }
@@ -240,7 +240,7 @@ public actor FilterStage: MessageStage {
         guard !context.dryRun else { return .finished(.reported) }
         track(.fail, item, rule: rule, status: rule.status, reason: rule.rejectionText)
         try await reports.send(about: item.envelope, message: DeliveryService.headerBlock(of: item.bytes),
-                               messageID: item.messageID, failed: item.failures)
+                               messageID: item.messageID, failed: item.failures, cause: ReportCause(queueID: item.queueID, event: "filter"))
         try await context.queue.release(item.claimed)
         return .finished(.reported)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Inotify
 import Synchronization
 
@@ -12,8 +13,10 @@ public struct IngestSettings: StageSettings, Decodable {
     public var maxMessagesPerMinute: Int
     /// Intake pauses while the spool's filesystem has less free space than this (back pressure).
     public var minFreeSpace: ByteSize
+    /// Group and mode of `pickup/` and `replay/`, for producers running as other users.
+    public var permissions: PermissionSettings?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case stage, pickup, replay, maxMessagesPerMinute, minFreeSpace }
+    enum CodingKeys: String, CodingKey, CaseIterable { case stage, pickup, replay, maxMessagesPerMinute, minFreeSpace, permissions }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -22,6 +25,7 @@ public struct IngestSettings: StageSettings, Decodable {
         replay = container.contains(.replay) ? try container.decodeIfPresent(String.self, forKey: .replay) : "replay"
         maxMessagesPerMinute = try container.decodeIfPresent(Int.self, forKey: .maxMessagesPerMinute) ?? 0
         minFreeSpace = try container.decodeIfPresent(ByteSize.self, forKey: .minFreeSpace) ?? ByteSize(bytes: 64 << 20)
+        permissions = try container.decodeIfPresent(PermissionSettings.self, forKey: .permissions)
         guard maxMessagesPerMinute >= 0 else {
             throw DecodingError.dataCorruptedError(forKey: .maxMessagesPerMinute, in: container, debugDescription: "must be 0 (no limit) or more")
         }
@@ -52,10 +56,34 @@ public actor IngestStage {
     }
 
     private enum Signal: Sendable {
-        case file(directoryIndex: Int, name: String)
+        case file(directoryIndex: Int, name: RawFileName)
+        /// A re-check timer fired for a file that could not be taken yet.
+        case recheck(directoryIndex: Int, name: RawFileName)
         case rescan(directoryIndex: Int?)
         case wake
     }
+
+    /// A file that was seen but could not be taken yet (still open for writing, or a
+    /// claim that failed): it is re-checked on a timer with backoff, because the event
+    /// that would otherwise bring it back (`IN_CLOSE_WRITE`) never comes after a
+    /// `truncate(2)` by path or when a writer's descriptor outlives it.
+    private struct Recheck {
+        var attempts = 0
+        var since = ContinuousClock.now
+        var warned = false
+        var timer: Task<Void, Never>?
+    }
+
+    private struct RecheckKey: Hashable {
+        let directoryIndex: Int
+        let name: RawFileName
+    }
+
+    /// First re-check delay; doubles up to `recheckMaxDelay`.
+    static let recheckFirstDelay: Duration = .milliseconds(250)
+    static let recheckMaxDelay: Duration = .seconds(5)
+    /// A file still not taken after this long is named in a warning log line.
+    static let recheckWarnAfter: Duration = .seconds(10)
 
     private let settings: IngestSettings
     private let context: StageContext
@@ -69,6 +97,7 @@ public actor IngestStage {
     private var inotify: Inotify?
     private var watches: [Inotify.Watch: Int] = [:]
     private var stopped = false
+    private var rechecks: [RecheckKey: Recheck] = [:]
     private var takenThisMinute = 0
     private var minuteStart = ContinuousClock.now
 
@@ -101,7 +130,7 @@ public actor IngestStage {
         let inotify = try Inotify()
         self.inotify = inotify
         for (index, directory) in directories.enumerated() {
-            try FileSystem.createDirectory(directory.path)
+            try settings.prepareDirectory(directory.path)
             try watch(index, inotify: inotify)
         }
         let events = inotify.events()
@@ -115,8 +144,8 @@ public actor IngestStage {
                 } else if let index = self.directoryIndex(of: event.watch) {
                     if event.isWatchGone || event.mask.contains(.deleteSelf) || event.mask.contains(.moveSelf) {
                         await signals.send(.rescan(directoryIndex: index))
-                    } else if let name = event.name {
-                        await signals.send(.file(directoryIndex: index, name: name))
+                    } else if let name = event.nameBytes {
+                        await signals.send(.file(directoryIndex: index, name: RawFileName(bytes: name)))
                     }
                 }
             }
@@ -130,6 +159,9 @@ public actor IngestStage {
             if stopped { break }
             switch signal {
             case .file(let index, let name):
+                await take(name: name, directoryIndex: index, output: output)
+            case .recheck(let index, let name):
+                rechecks[RecheckKey(directoryIndex: index, name: name)]?.timer = nil
                 await take(name: name, directoryIndex: index, output: output)
             case .rescan(let index):
                 if index == nil { context.telemetry.inotifyOverflowed(); context.log.warning("inotify queue overflowed; rescanning the intake directories") }
@@ -148,6 +180,8 @@ public actor IngestStage {
     /// Stops intake: no new files are claimed; what is claimed stays durable in the queue.
     public func stop() {
         stopped = true
+        for recheck in rechecks.values { recheck.timer?.cancel() }
+        rechecks.removeAll()
         signals.finish()
         inotify?.close()
     }
@@ -156,7 +190,7 @@ public actor IngestStage {
 
     private func watch(_ index: Int, inotify: Inotify) throws {
         let directory = directories[index]
-        try FileSystem.createDirectory(directory.path)
+        try settings.prepareDirectory(directory.path)
         let watch = try inotify.addWatch(path: directory.path, mask: [.closeWrite, .movedTo, .create, .deleteSelf, .moveSelf, .onlyDirectory, .dontFollow])
         watches[watch] = index
         claimsByRename[index] = FileSystem.sameFilesystem(directory.path, context.queue.incoming)
@@ -164,7 +198,7 @@ public actor IngestStage {
 
     private func scan(_ index: Int, output: BoundedChannel<PipelineItem>) async {
         let directory = directories[index]
-        guard let names = try? FileSystem.contents(of: directory.path) else {
+        guard let names = try? FileSystem.rawContents(of: directory.path) else {
             context.log.warning("cannot list \(directory.path); check that it exists and is readable")
             return
         }
@@ -186,29 +220,74 @@ public actor IngestStage {
         }
     }
 
-    private func take(name: String, directoryIndex: Int, output: BoundedChannel<PipelineItem>) async {
-        guard name.lowercased().hasSuffix(".eml"), !name.hasPrefix(".") else { return }
+    private func take(name: RawFileName, directoryIndex: Int, output: BoundedChannel<PipelineItem>) async {
+        guard name.hasSuffixIgnoringCase(".eml"), name.bytes.first != 0x2E else { return }
         await throttle()
         await waitForSpace()
         let directory = directories[directoryIndex]
         let queue = context.queue
-        let path = directory.path + "/" + name
+        let path = RawPath(directory: directory.path, name: name)
         let byRename = claimsByRename[directoryIndex]
-        let outcome = await BlockingPool.shared.run { Self.claim(path: path, name: name, directory: directory, byRename: byRename, queue: queue) }
+        let outcome = await BlockingPool.shared.run { Self.claim(path: path, directory: directory, byRename: byRename, queue: queue) }
+        let key = RecheckKey(directoryIndex: directoryIndex, name: name)
         switch outcome {
         case .skipped:
+            finishRecheck(key, path: path, outcome: nil)
+            return
+        case .busy(let why):
+            scheduleRecheck(key, path: path, why: why)
             return
         case .hostile(let reason):
+            finishRecheck(key, path: path, outcome: "renamed .bad")
             context.log.warning("\(path): \(reason)")
-            context.telemetry.hostileFile(path, reason: reason, source: directory.source)
+            context.telemetry.hostileFile(path.display, reason: reason, source: directory.source)
         case .failed(let error):
-            context.log.warning("cannot claim \(path): \(error); it stays in place and is retried at the next rescan")
+            if rechecks[key] == nil { context.log.warning("cannot claim \(path): \(error); it stays in place and is re-checked") }
+            scheduleRecheck(key, path: path, why: "could not be claimed (\(error))")
         case .claimed(let claimed):
+            finishRecheck(key, path: path, outcome: "taken")
+            if !name.isPlain {
+                context.log.notice("\(path): the file name is not valid UTF-8; taken as \(claimed.originalName) (bytes shown as \\xNN)")
+            }
             FaultInjection.checkpoint("claim")
             context.telemetry.claimed(directory.source)
             if let item = await Self.read(claimed, sourceDirectory: directory.path, readLimit: readLimit, log: context.log) {
                 await output.send(item)
             }
+        }
+    }
+
+    /// Re-checks `key` after a delay that doubles with each attempt (up to
+    /// `recheckMaxDelay`), and names it in a warning once it has waited `recheckWarnAfter`.
+    private func scheduleRecheck(_ key: RecheckKey, path: RawPath, why: String) {
+        guard !stopped else { return }
+        var recheck = rechecks[key] ?? Recheck()
+        recheck.attempts += 1
+        let waited = ContinuousClock.now - recheck.since
+        if !recheck.warned, waited >= Self.recheckWarnAfter {
+            recheck.warned = true
+            context.log.warning("\(path): not taken after \(Int(waited.components.seconds)) s because it \(why); "
+                + "Postroom re-checks it every \(Self.recheckMaxDelay.components.seconds) s and takes it once it is complete "
+                + "(close it, or remove it if its writer is gone)")
+        }
+        if recheck.timer == nil {
+            let exponent = min(recheck.attempts - 1, 16)
+            let delay = min(Self.recheckFirstDelay * (1 << exponent), Self.recheckMaxDelay)
+            let signals = signals
+            recheck.timer = Task {
+                try? await Task.sleep(for: delay)
+                if !Task.isCancelled { _ = await signals.send(.recheck(directoryIndex: key.directoryIndex, name: key.name)) }
+            }
+        }
+        rechecks[key] = recheck
+    }
+
+    /// Forgets a file's re-check state once it is taken, rejected or gone.
+    private func finishRecheck(_ key: RecheckKey, path: RawPath, outcome: String?) {
+        guard let recheck = rechecks.removeValue(forKey: key) else { return }
+        recheck.timer?.cancel()
+        if recheck.warned {
+            context.log.notice("\(path): \(outcome ?? "gone") after \(Int((ContinuousClock.now - recheck.since).components.seconds)) s of re-checks")
         }
     }
 
@@ -241,14 +320,15 @@ public actor IngestStage {
     }
 
     enum ClaimOutcome: Sendable {
-        case claimed(ClaimedFile), skipped, hostile(String), failed(SystemError)
+        /// `skipped`: the entry is gone (or is not ours to take); `busy`: not complete yet, re-check it.
+        case claimed(ClaimedFile), skipped, busy(String), hostile(String), failed(SystemError)
     }
 
     /// Checks the entry without following it, and claims it when it is a complete regular file.
-    static func claim(path: String, name: String, directory: Directory, byRename: Bool, queue: QueueStore) -> ClaimOutcome {
+    static func claim(path: RawPath, directory: Directory, byRename: Bool, queue: QueueStore) -> ClaimOutcome {
         guard let status = FileSystem.status(of: path) else { return .skipped }
         if let problem = hostileKind(status) {
-            return rejectInPlace(path: path, name: name, directory: directory.path, reason: problem)
+            return rejectInPlace(path: path, directory: directory.path, reason: problem)
         }
         // O_NONBLOCK: opening never waits (a FIFO swapped in after lstat), and O_NOFOLLOW refuses a swapped-in symlink.
         let file: OpenFile
@@ -256,20 +336,21 @@ public actor IngestStage {
             file = try OpenFile.open(path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
         } catch {
             if error.isNotFound { return .skipped }
-            if error.errno == ELOOP { return rejectInPlace(path: path, name: name, directory: directory.path, reason: "is a symbolic link; Postroom never follows links in pickup. Copy the message file itself in") }
+            if error.isSymbolicLink { return rejectInPlace(path: path, directory: directory.path, reason: "is a symbolic link; Postroom never follows links in pickup. Copy the message file itself in") }
             return .failed(error)
         }
-        guard let opened = try? file.status() else { return .skipped }
+        guard let opened = try? file.status() else { return .busy("could not be examined") }
         if let problem = hostileKind(opened) {
-            return rejectInPlace(path: path, name: name, directory: directory.path, reason: problem)
+            return rejectInPlace(path: path, directory: directory.path, reason: problem)
         }
-        guard opened.inode == status.inode, opened.device == status.device else { return .skipped }
-        guard file.isClosedByWriters() else { return .skipped }
+        // Replaced between lstat and open: look again rather than trust either.
+        guard opened.inode == status.inode, opened.device == status.device else { return .busy("was being replaced") }
+        guard file.isClosedByWriters() else { return .busy("is open for writing by another process") }
         do {
             if byRename {
-                return .claimed(try queue.claim(path: path, name: name, source: directory.source))
+                return .claimed(try queue.claim(path, source: directory.source))
             }
-            return .claimed(try queue.claimByCopy(path: path, name: name, source: directory.source))
+            return .claimed(try queue.claimByCopy(path, source: directory.source))
         } catch {
             return error.isNotFound ? .skipped : .failed(error)
         }
@@ -288,9 +369,9 @@ public actor IngestStage {
         }
     }
 
-    private static func rejectInPlace(path: String, name: String, directory: String, reason: String) -> ClaimOutcome {
+    private static func rejectInPlace(path: RawPath, directory: String, reason: String) -> ClaimOutcome {
         do {
-            try Badmail.reject(path: path, name: name, directory: directory, reason: reason)
+            try Badmail.reject(path: path, directory: directory, reason: reason)
             return .hostile(reason)
         } catch {
             return error.isNotFound ? .skipped : .failed(error)

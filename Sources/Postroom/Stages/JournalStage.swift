@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// Settings of the `journal` stage: where copies go and in which format.
 public struct JournalSettings: StageSettings, Decodable {

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// Settings of the `validate` stage: the Pickup limits (Exchange's defaults).
 public struct ValidateSettings: StageSettings, Decodable {
@@ -22,7 +23,7 @@ public struct ValidateSettings: StageSettings, Decodable {
         }
     }
 
-    var limits: SubmissionLimits {
+    public var limits: SubmissionLimits {
         SubmissionLimits(maxHeaderSize: Int(maxHeaderSize.bytes), maxRecipients: maxRecipients, maxMessageSize: maxMessageSize.bytes)
     }
 }
@@ -49,10 +50,10 @@ public actor ValidateStage: MessageStage {
 
     public func process(_ item: PipelineItem) async throws -> StageResult {
         let source: MessageSource = item.claimed.source == .pickup ? .pickup : .replay
-        let verdict = SubmissionValidator.validate(
-            item.bytes, totalSize: item.size, source: source, limits: settings.limits,
-            context: SubmissionContext(hostname: context.hostname, defaultDomain: context.defaultDomain, now: item.arrival,
-                                       uniqueID: item.queueID + "." + context.hostname))
+        var submission = SubmissionContext(hostname: context.hostname, defaultDomain: context.defaultDomain, now: item.arrival,
+                                           uniqueID: item.queueID + "." + context.hostname)
+        submission.generatedReport = item.claimed.source == .report
+        let verdict = SubmissionValidator.validate(item.bytes, totalSize: item.size, source: source, limits: settings.limits, context: submission)
         var item = item
         switch verdict {
         case .accepted(let accepted):
@@ -61,6 +62,11 @@ public actor ValidateStage: MessageStage {
             item.messageID = accepted.messageID
             item.notes += accepted.headerChanges
             track(.receive, item, file: item.claimed.originalName)
+            // Unusable To/Cc/Bcc elements join the failures the deliver stage reports on.
+            item.failures += accepted.invalidRecipients
+            for failure in accepted.invalidRecipients {
+                track(.fail, item, recipients: [failure.address], status: failure.status, reason: failure.diagnostic)
+            }
             return .forward(item)
         case .report(let report):
             item.envelope = report.envelope
@@ -70,7 +76,12 @@ public actor ValidateStage: MessageStage {
             if item.claimed.source == .report || report.envelope.hasNullSender {
                 return try reject(item, reason: "\(report.status) \(report.diagnostic); no report is sent for a message from the null sender")
             }
-            try await reports.send(rejecting: report, messageID: nil)
+            if report.invalidRecipients.isEmpty {
+                try await reports.send(rejecting: report, messageID: nil, cause: ReportCause(queueID: item.queueID, event: "validate"))
+            } else {
+                try await reports.send(about: report.envelope, message: report.headerBytes, messageID: nil, failed: report.failedRecipients,
+                                       cause: ReportCause(queueID: item.queueID, event: "validate"))
+            }
             try await context.queue.release(item.claimed)
             return .finished(.reported)
         case .badmail(let reason):
@@ -80,9 +91,9 @@ public actor ValidateStage: MessageStage {
         }
     }
 
-    private func track(_ kind: TrackingEvent.Kind, _ item: PipelineItem, status: String? = nil, reason: String? = nil, file: String? = nil) {
+    private func track(_ kind: TrackingEvent.Kind, _ item: PipelineItem, recipients: [String]? = nil, status: String? = nil, reason: String? = nil, file: String? = nil) {
         context.telemetry.track(TrackingEvent(event: kind, source: .init(item.claimed.source), queueID: item.queueID, messageID: item.messageID,
-                                              sender: item.envelope.sender, recipients: item.envelope.recipients.map(\.address),
+                                              sender: item.envelope.sender, recipients: recipients ?? item.envelope.recipients.map(\.address),
                                               status: status, reason: reason, file: file, size: Int(item.size)))
     }
 

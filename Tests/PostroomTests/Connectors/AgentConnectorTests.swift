@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Testing
 #if canImport(Glibc)
 import Glibc

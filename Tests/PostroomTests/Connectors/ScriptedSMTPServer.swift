@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 @testable import Postroom
 

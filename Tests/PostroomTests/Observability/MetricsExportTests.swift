@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Testing
 @testable import Postroom
 
@@ -40,7 +41,7 @@ struct MetricsFileWriterTests {
     @Test func failedWriteThrowsAndCleansUp() async throws {
         let registry = MetricsRegistry(processMetrics: false)
         let writer = MetricsFileWriter(registry: registry, path: "/nonexistent-dir-\(UUID())/metrics.prom")
-        await #expect(throws: ObservabilityError.self) { try await writer.writeNow() }
+        await #expect(throws: SystemError.self) { try await writer.writeNow() }
     }
 
     @Test func periodicRunWritesUntilCancelledThenOnceMore() async throws {
@@ -203,8 +204,8 @@ struct MetricsHTTPServerTests {
         #expect {
             _ = try MetricsHTTPServer(listen: "127.0.0.1:\(first.port)", registry: MetricsRegistry(processMetrics: false))
         } throws: { error in
-            guard case let ObservabilityError.syscall(call, err, _) = error else { return false }
-            return call == "bind" && err == EADDRINUSE
+            guard let error = error as? SystemError else { return false }
+            return error.operation == "bind" && error.errno == EADDRINUSE
         }
     }
 }

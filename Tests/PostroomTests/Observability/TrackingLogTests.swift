@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Testing
 @testable import Postroom
 
@@ -57,7 +58,7 @@ struct TrackingLogTests {
         let log = try TrackingLog(path: "\(dir)/tracking.log")
         for i in 0 ..< 10 { try log.append(Self.event("Q\(i)")) }
         try log.close()
-        #expect(throws: ObservabilityError.self) { try log.append(Self.event("late")) }
+        #expect(throws: SystemError.self) { try log.append(Self.event("late")) }
         // Reopening appends, never truncates.
         let again = try TrackingLog(path: "\(dir)/tracking.log")
         try again.append(Self.event("Q10"))

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Postroom
+import TestSupport
 
 /// The unit tests of Postroom's spine (pipeline plumbing, configuration, queue, file system).
 /// Every suite is nested here, so `swift test --filter Spine` runs exactly these.
@@ -14,30 +15,7 @@ enum Spine {
     }()
 
     /// A unique folder under the temporary directory, removed when released.
-    final class TemporaryFolder {
-        let path: String
-
-        init(_ label: String = "spine") throws {
-            path = NSTemporaryDirectory() + "postroom-\(label)-" + UUID().uuidString
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        }
-
-        deinit { try? FileManager.default.removeItem(atPath: path) }
-
-        func sub(_ relative: String) -> String { path + "/" + relative }
-
-        @discardableResult
-        func write(_ relative: String, _ text: String) throws -> String {
-            let full = sub(relative)
-            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: URL(fileURLWithPath: full))
-            return full
-        }
-
-        func names(in relative: String = "") -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: relative.isEmpty ? path : sub(relative))) ?? []).sorted()
-        }
-    }
+    typealias TemporaryFolder = TestSupport.TemporaryFolder
 
     /// A value shared with another task.
     final class Box<Value: Sendable>: Sendable {

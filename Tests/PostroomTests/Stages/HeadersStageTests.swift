@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Testing
 @testable import Postroom
 

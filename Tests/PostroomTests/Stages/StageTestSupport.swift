@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Testing
 @testable import Postroom
 
@@ -18,13 +19,14 @@ struct StageFixture {
         return url.path
     }()
 
-    init(stages: String, dryRun: Bool = false) throws {
+    /// `validate` and `deliver` replace those stages' entries (with their trailing comma).
+    init(stages: String, dryRun: Bool = false, validate: String? = nil, deliver: String? = nil) throws {
         root = NSTemporaryDirectory() + "postroom-stages-" + UUID().uuidString
         spool = root + "/spool"
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: Self.packageRoot + "/pipelines/directory.json5", toPath: root + "/directory.json5")
         let path = root + "/pipeline.json5"
-        try Self.pipelineText(stages: stages).write(toFile: path, atomically: true, encoding: .utf8)
+        try Self.pipelineText(stages: stages, validate: validate, deliver: deliver).write(toFile: path, atomically: true, encoding: .utf8)
         let pipeline = try PipelineFile.load(path: path)
         let telemetry = Telemetry(pipeline: "test", registry: MetricsRegistry(processMetrics: false),
                                   tracking: try TrackingLog(path: spool + "/tracking.log"))
@@ -32,15 +34,15 @@ struct StageFixture {
         try runner.context.queue.prepare()
     }
 
-    static func pipelineText(stages: String) -> String {
+    static func pipelineText(stages: String, validate: String? = nil, deliver: String? = nil) -> String {
         """
         {
           name: "test",
           stages: [
             { stage: "ingest" },
-            { stage: "validate" },
+            \(validate ?? #"{ stage: "validate" },"#)
             \(stages)
-            { stage: "deliver" },
+            \(deliver ?? #"{ stage: "deliver" },"#)
           ],
           connectors: [
             { name: "mailbox", type: "maildir", domains: ["example.com"], path: "mailboxes/{user}" },

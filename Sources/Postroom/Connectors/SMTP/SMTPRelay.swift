@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Synchronization
 
 /// The smart hosts of one smtp connector: which are up, and their idle connections.

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// One SMTP reply (RFC 5321 §4.2): a three-digit code and one or more lines of text.
 ///

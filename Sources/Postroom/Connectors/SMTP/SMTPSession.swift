@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 
 /// What an SMTP server said it can do in its EHLO reply.
 public struct SMTPCapabilities: Sendable, Equatable {

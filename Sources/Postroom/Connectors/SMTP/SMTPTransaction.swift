@@ -162,3 +162,9 @@ extension String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
+
+extension Envelope {
+    /// RFC 3461 xtext of an envelope parameter value (ENVID, ORCPT), as producers such as
+    /// `postroom submit` write it into replay envelope lines.
+    public static func xtext(_ text: String) -> String { SMTPTransaction.xtext(text) }
+}

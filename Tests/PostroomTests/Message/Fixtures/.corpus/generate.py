@@ -137,7 +137,12 @@ both("pickup-report-5.5.3-bcc-counts", "From: alice@example.com\nBcc: " + ", ".j
 add("pickup-report-5.3.4-header-too-large", "From: alice@example.com\nTo: bob@example.com\n" + "".join("X-Filler-%d: %s\n" % (i, "y" * 90) for i in range(720)) + "\nx\n")
 both("pickup-report-5.6.0-bare-cr-in-header", "From: alice@example.com\nTo: bob@example.com\nSubject: smuggle\rBcc: evil@example.net\n\nx\n")
 both("pickup-report-5.6.0-not-a-header-line", "From: alice@example.com\nTo: bob@example.com\nthis line is not a header\n\nx\n")
-add("pickup-report-5.6.0-nul-in-header", "", raw=b"From: alice@example.com\r\nSubject: a\x00b\r\n\r\nx")
+# RFC 5322 obs-utext: a NUL in an unstructured field is kept, not refused (issue 11).
+add("pickup-accept-nul-in-subject", "", raw=b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: a\x00b\r\n\r\nx")
+# A NUL inside an address makes that element unusable; with no other recipient: 5.1.3.
+add("pickup-report-5.1.3-nul-in-address", "", raw=b"From: alice@example.com\r\nTo: bo\x00b@example.com\r\n\r\nx")
+# A first line of only white space carries nothing; the header after it is read (issue 11).
+both("pickup-accept-whitespace-first-line", " \t \nFrom: alice@example.com\nTo: bob@example.com\n\nx\n")
 both("pickup-report-5.6.0-body-without-blank-line", "From: alice@example.com\nTo: bob@example.com\nHello Bob, I forgot the blank line.\n")
 
 # --- Pickup: badmail -----------------------------------------------------------
