@@ -168,6 +168,25 @@ struct SMTPClientTests {
         #expect(elapsed < .seconds(30))
     }
 
+    @Test("a server that stops taking data is given up after the block timeout")
+    func stalledData() async throws {
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = "250-scripted.test\r\n250 PIPELINING"
+        script.stallAfterDataReply = 20
+        let server = try ScriptedSMTPServer(script)
+        defer { server.stop() }
+        // 16 MB: far more than the socket buffers hold, so the write must wait for the server.
+        let message = "Subject: big\n\n" + String(repeating: String(repeating: "y", count: 1023) + "\n", count: 16 * 1024)
+        let started = ContinuousClock.now
+        let outcome = await Self.deliver(Self.relay([server.host], timeout: 0.5), Self.transaction(message: message))
+        guard case .deferred(let reason)? = outcome.results.first else {
+            Issue.record("expected a deferral, got \(outcome.results)")
+            return
+        }
+        #expect(reason.contains("write to") && reason.contains("timed out"), "\(reason)")
+        #expect(ContinuousClock.now - started < .seconds(15), "the server stalls for 20 s")
+    }
+
     @Test("a server that closes mid-DATA defers the message, and the next host is tried")
     func closeDuringData() async throws {
         var script = ScriptedSMTPServer.Script()
