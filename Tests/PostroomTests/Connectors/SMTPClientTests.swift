@@ -164,15 +164,15 @@ struct SMTPClientTests {
         }
         #expect(reason.contains("timed out"), "\(reason)")
         // The server would stay silent for 60 s; well under that proves the 0.5 s limit worked
-        // (with room for a machine loaded by parallel test runs).
-        #expect(elapsed < .seconds(30))
+        // (with room for a machine whose test runner is starved by other work).
+        #expect(elapsed < .seconds(55))
     }
 
     @Test("a server that stops taking data is given up after the block timeout")
     func stalledData() async throws {
         var script = ScriptedSMTPServer.Script()
         script.ehlo = "250-scripted.test\r\n250 PIPELINING"
-        script.stallAfterDataReply = 20
+        script.stallAfterDataReply = 60
         let server = try ScriptedSMTPServer(script)
         defer { server.stop() }
         // 16 MB: far more than the socket buffers hold, so the write must wait for the server.
@@ -184,7 +184,7 @@ struct SMTPClientTests {
             return
         }
         #expect(reason.contains("write to") && reason.contains("timed out"), "\(reason)")
-        #expect(ContinuousClock.now - started < .seconds(15), "the server stalls for 20 s")
+        #expect(ContinuousClock.now - started < .seconds(55), "the server stalls for 60 s")
     }
 
     @Test("a server that closes mid-DATA defers the message, and the next host is tried")
