@@ -88,11 +88,17 @@ struct CommandStageTests {
     @Test func timeoutKillsTheProgramGroupAndDefers() async throws {
         let fixture = try StageFixture(stages: #"{ stage: "command", name: "t", command: ["./t.sh"], mode: "check", timeout: "1s" },"#)
         defer { fixture.remove() }
-        try Self.writeScript("sleep 30 & wait", to: fixture.root + "/t.sh")
-        let start = ContinuousClock.now
+        try Self.writeScript("sleep 30 & echo $! > \"$PWD/sleep.pid\"; wait", to: fixture.root + "/t.sh")
         #expect(try await fixture.run(testMessage(), through: "command").outcome == .deferred)
-        #expect(ContinuousClock.now - start < .seconds(10), "killed after 1 s (SIGTERM), not after the 30 s sleep")
-        #expect(Self.exits(fixture, .timeout) == 1)
+        #expect(Self.exits(fixture, .timeout) == 1, "killed at its time limit, not ended by the 30 s sleep")
+        // The whole group went: the background sleep too (reaped by init once killed).
+        let pid = try fixture.read("sleep.pid").trimmingCharacters(in: .whitespacesAndNewlines)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while FileManager.default.fileExists(atPath: "/proc/\(pid)/cmdline"),
+              (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.hasPrefix("sleep") == true, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.hasPrefix("sleep") != true, "the background sleep was killed")
         #expect(fixture.trackingEvents.first { $0.event == .defer }?.reason == "t: t timed out after 1s")
     }
 
