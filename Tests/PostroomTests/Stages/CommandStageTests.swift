@@ -126,7 +126,7 @@ struct CommandStageTests {
                 "{recipient} is repeated once per recipient, as pipe(8) does")
         #expect(text.contains("X-Env: sender@elsewhere.org alice@example.com bob@example.com t\r\n"))
         #expect(item.size == Int64(item.bytes.count))
-        #expect(item.notes.last == "command t: filtered (added X-Args, X-Env)")
+        #expect(item.notes.last == "command t: filtered")
         #expect(Self.exits(fixture, .pass) == 1)
     }
 
@@ -203,6 +203,35 @@ struct CommandStageTests {
         #expect(outcomes == [true, true, true])
     }
 
+    // MARK: The example script
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "python3 is not installed; skipped"),
+          arguments: [
+        // header lines, body, whether the footer is added
+        (["Content-Type: text/plain; charset=utf-8"], "Hi.\r\n", true),
+        ([String](), "No MIME fields at all.\r\n", true),
+        (["Content-Type: text/html"], "<p>Hi.</p>\r\n", false),
+        (["Content-Type: text/plain", "Content-Transfer-Encoding: base64"], "SGku\r\n", false),
+        (["X-Disclaimer: added"], "Came round again.\r\n", false),
+        (["Content-Type: multipart/alternative; boundary=\"a\""], "--a\r\nContent-Type: text/plain\r\n\r\nHi.\r\n--a--\r\n", false),
+    ])
+    func disclaimerScriptAddsTheFooterOnlyWhereMIMEAllows(headers: [String], body: String, added: Bool) async throws {
+        let script = StageFixture.packageRoot + "/pipelines/examples/disclaimer.py"
+        let fixture = try StageFixture(stages: #"{ stage: "command", name: "t", command: ["\#(script)", "footer.txt"], mode: "filter" },"#)
+        defer { fixture.remove() }
+        try "Sent by a test.\n".write(toFile: fixture.spool + "/footer.txt", atomically: true, encoding: .utf8)
+        let validated = try #require(try await fixture.run(testMessage(headers: headers, body: body), through: "validate").forwarded())
+        let stage = try #require(fixture.runner.stages.first { $0.name == "command" }?.stage)
+        let item = try #require(try await stage.process(validated).forwarded())
+        let text = String(decoding: item.bytes, as: UTF8.self)
+        if added {
+            #expect(text.hasSuffix(body + "\r\n-- \r\nSent by a test.\r\n"), "\(text)")
+            #expect(text.contains("\r\nX-Disclaimer: added\r\n\r\n"))
+        } else {
+            #expect(item.bytes == validated.bytes, "passed unchanged")
+        }
+    }
+
     // MARK: Deferral over time
 
     @Test func backoffIsTheAgeBoundedByTheRetrySettings() {
@@ -235,6 +264,7 @@ struct CommandStageTests {
         defer { fixture.remove() }
         let item = try #require(try await fixture.run(testMessage(), through: "command").forwarded())
         #expect(String(decoding: item.bytes, as: UTF8.self).hasPrefix("X-Dry: 1\r\n"))
+        #expect(item.notes.last == "command t: filtered (added X-Dry)", "explain shows what the filter changed")
         #expect(!fixture.trackingEvents.contains { $0.source == .agent }, "no AGENTINFO in a dry run")
         #expect(Self.exits(fixture, .pass) == 0, "a dry run counts nothing")
     }
