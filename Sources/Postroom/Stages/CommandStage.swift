@@ -216,8 +216,7 @@ public actor CommandStage: MessageStage {
                                               sender: item.envelope.sender, recipients: item.envelope.recipients.map(\.address),
                                               status: AgentConnector.enhancedStatusCode(at: reason) ?? "4.0.0",
                                               reason: "\(settings.name): \(reason)", size: Int(item.size)))
-        var claimed = item.claimed
-        claimed.recovered = false
+        let claimed = item.claimed
         let resubmit = context.resubmit
         Task {
             try? await Task.sleep(for: .seconds(delay))
