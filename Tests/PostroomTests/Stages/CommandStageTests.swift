@@ -152,6 +152,33 @@ struct CommandStageTests {
         #expect(Self.incoming(fixture).count == 1, "the original stays queued")
     }
 
+    @Test func aFailingFilterIsJudgedByItsFirstLineOnStandardErrorOrElseStandardOutput() async throws {
+        let fixture = try Self.fixture("cat >/dev/null; echo '4.4.1 scanner unreachable' >&2; echo 'ignored'; exit 1", mode: "filter")
+        defer { fixture.remove() }
+        #expect(try await fixture.run(testMessage(), through: "command").outcome == .deferred)
+        #expect(fixture.trackingEvents.first { $0.event == .defer }?.reason == "t: 4.4.1 scanner unreachable")
+        try Self.writeScript("cat >/dev/null; echo '5.7.1 refused by policy'; exit 1", to: fixture.root + "/t.sh")
+        #expect(try await fixture.run(testMessage(), name: "second.eml", through: "command").outcome == .reported)
+        #expect(fixture.trackingEvents.first { $0.event == .fail }?.reason == "t: 5.7.1 refused by policy")
+    }
+
+    @Test func outputHeaderLimits() {
+        let input = Array("From: a@example.com\r\nDate: Mon, 30 Nov 2026 09:00:00 +0000\r\nMessage-ID: <m@x>\r\n\r\nbody\r\n".utf8)
+        func check(_ output: [UInt8]) -> String? {
+            switch CommandOutputCheck.check(output: output, overflowed: false, input: input, messageID: "<m@x>", maxMessageSize: 1 << 20, maxHeaderSize: 1024) {
+            case .success: return nil
+            case .failure(let refusal): return refusal.description
+            }
+        }
+        #expect(check(input) == nil)
+        let grown = Array("X-Report: \(String(repeating: "x", count: 10_000))\r\n".utf8) + input
+        #expect(check(grown) == nil, "16 KB of room for what a filter adds")
+        let huge = Array("X-Report: \(String(repeating: "x", count: 20_000))\r\n".utf8) + input
+        #expect(check(huge)?.hasPrefix("its output header is ") == true)
+        #expect(check(Array("From sender Mon Nov 30 09:00:00 2026\r\n".utf8) + input)?.contains("mbox") == true)
+        #expect(check(Array("Message-ID: <m@x>\r\n".utf8) + input) == "its output has 2 Message-ID fields")
+    }
+
     @Test func aHugeOutputIsCutAtTheLimitAndRefused() async throws {
         // 64 MB written against a 1 MB maxMessageSize: the capture keeps 1 MB + 1 byte and drops the rest.
         let fixture = try Self.fixture("cat; head -c 67108864 /dev/zero | tr '\\0' 'x'", mode: "filter",
