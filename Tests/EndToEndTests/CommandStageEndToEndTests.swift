@@ -207,6 +207,30 @@ func maildirNew(_ harness: Harness, _ user: String) -> [String] {
         #expect(harness.trackingLines("AGENTINFO").count == 4, "two stages, two messages")
     }
 
+    @Test func explainRunsTheFilterAndCheckFindsAMissingProgram() throws {
+        let harness = try Harness()
+        let pipeline = try harness.useDefaultPipeline(replacing: [
+            (#"{ stage: "route" },"#, #"{ stage: "route" }, { stage: "command", name: "scan", command: ["./scan.sh"], mode: "filter" },"#),
+        ])
+        let script = harness.root + "/scan.sh"
+        try "#!/bin/sh\nprintf 'X-Scanned: %s\\r\\n' \"${POSTROOM_DRY_RUN:-no}\"\ncat\n".write(toFile: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        let message = harness.root + "/m.eml"
+        try "From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: x\r\n\r\nHi.\r\n".write(toFile: message, atomically: true, encoding: .utf8)
+        let explained = try runPostroom(["explain", pipeline, message])
+        #expect(explained.status == 0, "\(explained.error)")
+        #expect(explained.output.contains("command scan: filtered (added X-Scanned)"), "\(explained.output)")
+        #expect(explained.output.contains("bob@example.com => mailbox"))
+        #expect(harness.files(under: "").isEmpty, "explain writes nothing")
+
+        let checked = try harness.command(["check", pipeline])
+        #expect(checked.status == 0, "\(checked.output)\(checked.error)")
+        try FileManager.default.removeItem(atPath: script)
+        let missing = try harness.command(["check", pipeline])
+        #expect(missing.status == 1)
+        #expect(missing.error.contains("stages[4].command[0]: command program \(harness.root)/./scan.sh does not exist"), "\(missing.error)")
+    }
+
     @Test func aDeferredMessageSurvivesKillNineAndIsDeliveredWhenTheProgramRecovers() async throws {
         // A check that defers (exit 75) while a flag file exists, as a scanner whose daemon is down would.
         let harness = try Harness()
