@@ -134,6 +134,10 @@ func maildirNew(_ harness: Harness, _ user: String) -> [String] {
         #expect(try await harness.stop() == 0)
         let metrics = try String(contentsOfFile: harness.spool + "/metrics.prom", encoding: .utf8)
         #expect(metrics.contains(#"postroom_command_exits_total{pipeline="spamassassin",result="pass",stage="spamc"} 2"#), "\(metrics)")
+        if let promtool = ObservabilityEndToEndTests.promtool {
+            let check = ExternalTools.run(promtool, ["check", "metrics"], input: Data(metrics.utf8))
+            #expect(check.status == 0, "promtool rejects metrics.prom: \(check.output)")
+        }
     }
 
     @Test(.enabled(if: ExternalTools.dkim, "python3-dkim is not installed (apt-get install python3-dkim); skipped"))
