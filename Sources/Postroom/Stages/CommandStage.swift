@@ -70,10 +70,11 @@ public actor CommandStage: MessageStage {
         switch verdict {
         case .pass(let output):
             if let output {
-                let change = CommandOutputCheck.headerChanges(from: item.bytes, to: output)
+                // Notes are read by `explain` only: the comparison (two more parses) is not paid in production.
+                let change = context.dryRun ? " (" + CommandOutputCheck.headerChanges(from: item.bytes, to: output) + ")" : ""
                 item.bytes = output
                 item.size = Int64(output.count)
-                item.notes.append("command \(settings.name): filtered (\(change))" + (line.map { ": \($0)" } ?? ""))
+                item.notes.append("command \(settings.name): filtered\(change)" + (line.map { ": \($0)" } ?? ""))
             } else {
                 item.notes.append("command \(settings.name): passed" + (line.map { ": \($0)" } ?? ""))
             }
@@ -216,8 +217,7 @@ public actor CommandStage: MessageStage {
                                               sender: item.envelope.sender, recipients: item.envelope.recipients.map(\.address),
                                               status: AgentConnector.enhancedStatusCode(at: reason) ?? "4.0.0",
                                               reason: "\(settings.name): \(reason)", size: Int(item.size)))
-        var claimed = item.claimed
-        claimed.recovered = false
+        let claimed = item.claimed
         let resubmit = context.resubmit
         Task {
             try? await Task.sleep(for: .seconds(delay))

@@ -66,11 +66,13 @@ extension Spine {
         @Test func everyRegisteredStageKindDecodes() throws {
             let defaultKinds = try PipelineFile.load(path: Self.defaultPipeline).stages.map(\.kind)
             let composedKinds = try PipelineFile.load(path: Self.composedPipeline).stages.map(\.kind)
+            let commandKinds = try PipelineFile.load(path: Spine.packageRoot + "/pipelines/dkim.json5").stages.map(\.kind)
             let registered = StageRegistry.standard.kinds.map(\.name)
-            #expect(Set(defaultKinds + composedKinds) == Set(registered), "the shipped pipelines cover every stage kind")
+            #expect(Set(defaultKinds + composedKinds + commandKinds) == Set(registered), "the shipped pipelines cover every stage kind")
             // Each kind also decodes on its own with the least it needs.
             let minimal = ["journal": #"{ stage: "journal", directory: "j" }"#, "headers": #"{ stage: "headers", remove: ["X-Internal"] }"#,
-                           "filter": #"{ stage: "filter", rules: [{ name: "r", when: { sender: "*@x.example" }, action: "drop" }] }"#]
+                           "filter": #"{ stage: "filter", rules: [{ name: "r", when: { sender: "*@x.example" }, action: "drop" }] }"#,
+                           "command": #"{ stage: "command", command: ["cat"], mode: "filter" }"#]
             for kind in registered {
                 let text = minimal[kind] ?? "{ stage: \"\(kind)\" }"
                 let declaration = try ConfigFile.decode(StageDeclaration.self, from: Data(text.utf8), file: "k.json5")

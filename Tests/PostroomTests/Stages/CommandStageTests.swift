@@ -89,11 +89,17 @@ struct CommandStageTests {
     @Test func timeoutKillsTheProgramGroupAndDefers() async throws {
         let fixture = try StageFixture(stages: #"{ stage: "command", name: "t", command: ["./t.sh"], mode: "check", timeout: "1s" },"#)
         defer { fixture.remove() }
-        try Self.writeScript("sleep 30 & wait", to: fixture.root + "/t.sh")
-        let start = ContinuousClock.now
+        try Self.writeScript("sleep 30 & echo $! > \"$PWD/sleep.pid\"; wait", to: fixture.root + "/t.sh")
         #expect(try await fixture.run(testMessage(), through: "command").outcome == .deferred)
-        #expect(ContinuousClock.now - start < .seconds(10), "killed after 1 s (SIGTERM), not after the 30 s sleep")
-        #expect(Self.exits(fixture, .timeout) == 1)
+        #expect(Self.exits(fixture, .timeout) == 1, "killed at its time limit, not ended by the 30 s sleep")
+        // The whole group went: the background sleep too (reaped by init once killed).
+        let pid = try fixture.read("sleep.pid").trimmingCharacters(in: .whitespacesAndNewlines)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while FileManager.default.fileExists(atPath: "/proc/\(pid)/cmdline"),
+              (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.hasPrefix("sleep") == true, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.hasPrefix("sleep") != true, "the background sleep was killed")
         #expect(fixture.trackingEvents.first { $0.event == .defer }?.reason == "t: t timed out after 1s")
     }
 
@@ -121,7 +127,7 @@ struct CommandStageTests {
                 "{recipient} is repeated once per recipient, as pipe(8) does")
         #expect(text.contains("X-Env: sender@elsewhere.org alice@example.com bob@example.com t\r\n"))
         #expect(item.size == Int64(item.bytes.count))
-        #expect(item.notes.last == "command t: filtered (added X-Args, X-Env)")
+        #expect(item.notes.last == "command t: filtered")
         #expect(Self.exits(fixture, .pass) == 1)
     }
 
@@ -145,6 +151,33 @@ struct CommandStageTests {
         #expect(reason.hasPrefix("t: t exited 0 but "))
         #expect(reason.contains(problem), "\(reason)")
         #expect(Self.incoming(fixture).count == 1, "the original stays queued")
+    }
+
+    @Test func aFailingFilterIsJudgedByItsFirstLineOnStandardErrorOrElseStandardOutput() async throws {
+        let fixture = try Self.fixture("cat >/dev/null; echo '4.4.1 scanner unreachable' >&2; echo 'ignored'; exit 1", mode: "filter")
+        defer { fixture.remove() }
+        #expect(try await fixture.run(testMessage(), through: "command").outcome == .deferred)
+        #expect(fixture.trackingEvents.first { $0.event == .defer }?.reason == "t: 4.4.1 scanner unreachable")
+        try Self.writeScript("cat >/dev/null; echo '5.7.1 refused by policy'; exit 1", to: fixture.root + "/t.sh")
+        #expect(try await fixture.run(testMessage(), name: "second.eml", through: "command").outcome == .reported)
+        #expect(fixture.trackingEvents.first { $0.event == .fail }?.reason == "t: 5.7.1 refused by policy")
+    }
+
+    @Test func outputHeaderLimits() {
+        let input = Array("From: a@example.com\r\nDate: Mon, 30 Nov 2026 09:00:00 +0000\r\nMessage-ID: <m@x>\r\n\r\nbody\r\n".utf8)
+        func check(_ output: [UInt8]) -> String? {
+            switch CommandOutputCheck.check(output: output, overflowed: false, input: input, messageID: "<m@x>", maxMessageSize: 1 << 20, maxHeaderSize: 1024) {
+            case .success: return nil
+            case .failure(let refusal): return refusal.description
+            }
+        }
+        #expect(check(input) == nil)
+        let grown = Array("X-Report: \(String(repeating: "x", count: 10_000))\r\n".utf8) + input
+        #expect(check(grown) == nil, "16 KB of room for what a filter adds")
+        let huge = Array("X-Report: \(String(repeating: "x", count: 20_000))\r\n".utf8) + input
+        #expect(check(huge)?.hasPrefix("its output header is ") == true)
+        #expect(check(Array("From sender Mon Nov 30 09:00:00 2026\r\n".utf8) + input)?.contains("mbox") == true)
+        #expect(check(Array("Message-ID: <m@x>\r\n".utf8) + input) == "its output has 2 Message-ID fields")
     }
 
     @Test func aHugeOutputIsCutAtTheLimitAndRefused() async throws {
@@ -198,6 +231,35 @@ struct CommandStageTests {
         #expect(outcomes == [true, true, true])
     }
 
+    // MARK: The example script
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "python3 is not installed; skipped"),
+          arguments: [
+        // header lines, body, whether the footer is added
+        (["Content-Type: text/plain; charset=utf-8"], "Hi.\r\n", true),
+        ([String](), "No MIME fields at all.\r\n", true),
+        (["Content-Type: text/html"], "<p>Hi.</p>\r\n", false),
+        (["Content-Type: text/plain", "Content-Transfer-Encoding: base64"], "SGku\r\n", false),
+        (["X-Disclaimer: added"], "Came round again.\r\n", false),
+        (["Content-Type: multipart/alternative; boundary=\"a\""], "--a\r\nContent-Type: text/plain\r\n\r\nHi.\r\n--a--\r\n", false),
+    ])
+    func disclaimerScriptAddsTheFooterOnlyWhereMIMEAllows(headers: [String], body: String, added: Bool) async throws {
+        let script = StageFixture.packageRoot + "/pipelines/examples/disclaimer.py"
+        let fixture = try StageFixture(stages: #"{ stage: "command", name: "t", command: ["\#(script)", "footer.txt"], mode: "filter" },"#)
+        defer { fixture.remove() }
+        try "Sent by a test.\n".write(toFile: fixture.spool + "/footer.txt", atomically: true, encoding: .utf8)
+        let validated = try #require(try await fixture.run(testMessage(headers: headers, body: body), through: "validate").forwarded())
+        let stage = try #require(fixture.runner.stages.first { $0.name == "command" }?.stage)
+        let item = try #require(try await stage.process(validated).forwarded())
+        let text = String(decoding: item.bytes, as: UTF8.self)
+        if added {
+            #expect(text.hasSuffix(body + "\r\n-- \r\nSent by a test.\r\n"), "\(text)")
+            #expect(text.contains("\r\nX-Disclaimer: added\r\n\r\n"))
+        } else {
+            #expect(item.bytes == validated.bytes, "passed unchanged")
+        }
+    }
+
     // MARK: Deferral over time
 
     @Test func backoffIsTheAgeBoundedByTheRetrySettings() {
@@ -230,6 +292,7 @@ struct CommandStageTests {
         defer { fixture.remove() }
         let item = try #require(try await fixture.run(testMessage(), through: "command").forwarded())
         #expect(String(decoding: item.bytes, as: UTF8.self).hasPrefix("X-Dry: 1\r\n"))
+        #expect(item.notes.last == "command t: filtered (added X-Dry)", "explain shows what the filter changed")
         #expect(!fixture.trackingEvents.contains { $0.source == .agent }, "no AGENTINFO in a dry run")
         #expect(Self.exits(fixture, .pass) == 0, "a dry run counts nothing")
     }
