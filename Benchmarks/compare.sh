@@ -4,6 +4,9 @@
 #   - the filesystem limit: ../shared/bench/fslimit.c --sync file+dir --queue (C, no parsing or routing)
 #   - Postfix delivering into Maildirs through sendmail and over SMTP (../shared/bench/run-postfix.sh),
 #     when postfix is installed (apt-get install -y postfix; this script never installs it)
+#   - Postroom whose last hop is an smtp connector into a throwaway Postfix relay (postfix-relay.sh:
+#     its own config dir and loopback port) delivering into a Maildir: the same path as "postfix smtp"
+#     with Postroom in front (needs root and Postfix)
 # and prints each figure and the ratios Postroom/limit and Postroom/Postfix.
 #
 # usage: Benchmarks/compare.sh N [WORKDIR]
@@ -75,15 +78,36 @@ else
   echo "== postfix: not installed (apt-get install -y postfix) or SKIP_POSTFIX=1; left out" >&2
 fi
 
+pr_smtp=NA
+pr_smtp_line=""
+if [ "${SKIP_POSTFIX:-0}" != 1 ] && command -v postfix >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "== postroom bench, last hop smtp into a Postfix relay ($n generated messages, 1 recipient)" >&2
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  relay_maildir=$("$here/postfix-relay.sh" start "$work/relay" "$port")
+  sed "s|type: \"foreign\", addressSpaces: \[\"SMTP:\*;10\"\], dropDirectory: \"drop/outbound\"|type: \"smtp\", addressSpaces: [\"SMTP:*;10\"], smartHosts: [\"127.0.0.1:$port\"]|" \
+    "$repo/pipelines/default.json5" >"$work/smtp-pipeline.json5"
+  cp "$repo/pipelines/directory.json5" "$work/directory.json5"
+  grep -q 'type: "smtp"' "$work/smtp-pipeline.json5" || { echo "compare.sh: the default pipeline's outbound connector moved" >&2; exit 1; }
+  pr_smtp_line=$(cd "$repo" && "$postroom" bench --pipeline "$work/smtp-pipeline.json5" --messages "$n" --domain sink.test \
+    --relay-maildir "$relay_maildir" | tee >(cat >&2) | grep '^RESULT postroom') || true
+  echo "   relay log: $(grep -c ' connect from' "$work/relay/maillog" || true) SMTP connections for $n messages" >&2
+  "$here/postfix-relay.sh" stop "$work/relay"
+  [ -n "$pr_smtp_line" ] && pr_smtp=$(field msgs_per_s "$pr_smtp_line")
+else
+  echo "== postroom -> smtp -> postfix relay: needs root and postfix; left out" >&2
+fi
+
 printf '\n%-44s %10s\n' "measurement ($n messages, $GENMAIL_ARGS)" "msgs/s"
 printf '%-44s %10s   p50 %s ms  p99 %s ms  peak RSS %s MB\n' "postroom bench --from" "$pr" \
   "$(field p50_ms "$pr_line")" "$(field p99_ms "$pr_line")" "$(field peak_rss_mb "$pr_line")"
 printf '%-44s %10s\n' "fslimit --sync file+dir --queue -j $jobs" "$fs"
 printf '%-44s %10s\n' "postfix sendmail" "$pf_sendmail"
 printf '%-44s %10s\n' "postfix smtp" "$pf_smtp"
+printf '%-44s %10s\n' "postroom -> smtp -> postfix relay (maildir)" "$pr_smtp"
 printf '\n%-44s %10s   (target >= 0.60)\n' "postroom / filesystem limit" "$(ratio "$pr" "$fs")"
 printf '%-44s %10s   (target >= 2)\n' "postroom / postfix smtp" "$(ratio "$pr" "$pf_smtp")"
 printf '%-44s %10s   (target >= 6)\n' "postroom / postfix sendmail" "$(ratio "$pr" "$pf_sendmail")"
-echo "RESULT compare messages=$n postroom=$pr fslimit=$fs postfix_sendmail=$pf_sendmail postfix_smtp=$pf_smtp" \
+printf '%-44s %10s   (1.0 = Postroom in front costs nothing)\n' "postroom->smtp->postfix / postfix smtp" "$(ratio "$pr_smtp" "$pf_smtp")"
+echo "RESULT compare messages=$n postroom=$pr fslimit=$fs postfix_sendmail=$pf_sendmail postfix_smtp=$pf_smtp postroom_smtp_relay=$pr_smtp" \
   "limit_ratio=$(ratio "$pr" "$fs") smtp_ratio=$(ratio "$pr" "$pf_smtp") sendmail_ratio=$(ratio "$pr" "$pf_sendmail")" \
   "p50_ms=$(field p50_ms "$pr_line") p99_ms=$(field p99_ms "$pr_line") peak_rss_mb=$(field peak_rss_mb "$pr_line")"

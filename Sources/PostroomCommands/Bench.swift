@@ -41,12 +41,17 @@ public enum Bench {
         public var backlog = false
         /// Give up when the deliveries take longer than this many seconds.
         public var timeout: Double = 600
+        /// The recipients' domain (default: the pipeline's first accepted domain).
+        public var domain: String?
+        /// The Maildir an SMTP relay delivers into: watched instead of the pipeline's own
+        /// mailboxes, to measure a pipeline whose last hop is an smtp connector.
+        public var relayMaildir: String?
 
         public init() {}
 
         /// Parses `postroom bench` arguments; `--help` is handled by the caller.
         public init(arguments words: [String]) throws(Arguments.UsageError) {
-            let arguments = try Arguments(words, options: ["--messages", "--size", "--recipients", "--rate", "--pipeline", "--from", "--users", "--timeout"],
+            let arguments = try Arguments(words, options: ["--messages", "--size", "--recipients", "--rate", "--pipeline", "--from", "--users", "--timeout", "--domain", "--relay-maildir"],
                                           flags: ["--keep", "--backlog", "--help", "-h"])
             guard arguments.positional.isEmpty else {
                 throw Arguments.UsageError(description: "unexpected argument \(arguments.positional[0])")
@@ -81,6 +86,8 @@ public enum Bench {
                 throw Arguments.UsageError(description: "--recipients \(recipients) needs as many --users; there are \(users.count) (\(users.joined(separator: ",")))")
             }
             pipeline = arguments["--pipeline"] ?? pipeline
+            domain = arguments["--domain"]
+            relayMaildir = arguments["--relay-maildir"]
             from = arguments["--from"]
             keep = arguments.has("--keep")
             backlog = arguments.has("--backlog")
@@ -110,6 +117,10 @@ public enum Bench {
                         from start to first delivery and to the last
       --keep            keep the temporary spool and the daemon's log
       --timeout S       give up after S seconds of waiting (default 600)
+      --domain D        address the messages to D instead of the first accepted domain
+      --relay-maildir M measure an smtp last hop: watch the Maildir M (its new/) that the
+                        smart host delivers into, instead of the pipeline's mailboxes
+                        (Benchmarks/compare.sh sets up Postfix for this)
 
     Latency of a message: from its rename into pickup/ to the rename of its last copy into
     new/, seen by the bench through inotify. Peak RSS: the daemon's ru_maxrss.
@@ -161,10 +172,11 @@ struct BenchRun {
         guard let ingest = pipeline.stages.first?.settings as? IngestSettings, let pickupName = ingest.pickup else {
             throw BenchFailure(description: "\(pipelinePath): the first stage must be ingest with a pickup directory", exitCode: .userError)
         }
-        guard let maildir = pipeline.connectors.first(where: { $0.type == .maildir }) else {
-            throw BenchFailure(description: "\(pipelinePath): bench measures Maildir delivery and the pipeline has no maildir connector", exitCode: .userError)
+        let maildir = pipeline.connectors.first(where: { $0.type == .maildir })
+        guard maildir != nil || options.relayMaildir != nil else {
+            throw BenchFailure(description: "\(pipelinePath): bench measures Maildir delivery and the pipeline has no maildir connector (or give --relay-maildir)", exitCode: .userError)
         }
-        let domain = pipeline.settings(CategorizeSettings.self)?.acceptedDomains.first ?? maildir.domains.first ?? "example.com"
+        let domain = options.domain ?? pipeline.settings(CategorizeSettings.self)?.acceptedDomains.first ?? maildir?.domains.first ?? "example.com"
 
         let work = try makeWorkDirectory()
         let spool = work + "/spool"
@@ -180,9 +192,16 @@ struct BenchRun {
 
         // The delivered copies are watched where the connector will put them, so the folders
         // are made first (as the connector would, mode 0700) and the watches exist before any mail.
-        let template = maildir.path ?? "mailboxes/{user}"
-        let mailboxUsers = Set(options.users + ["postmaster"])
+        let template = maildir?.path ?? "mailboxes/{user}"
+        let mailboxUsers = options.relayMaildir == nil ? Set(options.users + ["postmaster"]) : []
         var newFolders: [String] = []
+        if let relay = options.relayMaildir {
+            // An smtp last hop: the copies arrive in the relay's Maildir (made by whoever runs the relay).
+            guard FileSystem.status(of: relay + "/new", followLinks: true)?.kind == .directory else {
+                throw BenchFailure(description: "--relay-maildir \(relay) has no new/ folder; create the Maildir the relay delivers into first", exitCode: .userError)
+            }
+            newFolders.append(relay + "/new")
+        }
         for user in mailboxUsers.sorted() {
             let folder = resolvePath(template.replacingOccurrences(of: "{user}", with: user), against: spool)
             for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }

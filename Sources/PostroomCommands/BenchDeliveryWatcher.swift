@@ -34,7 +34,8 @@ final class DeliveryWatcher: Sendable {
     init(folders paths: [String]) throws {
         inotify = try Inotify()
         var folders: [Inotify.Watch: String] = [:]
-        for path in paths { folders[try inotify.addWatch(path: path, mask: [.movedTo, .onlyDirectory])] = path }
+        // IN_CREATE too: Postfix's virtual(8) links a relay's Maildir copies into new/ instead of renaming.
+        for path in paths { folders[try inotify.addWatch(path: path, mask: [.movedTo, .create, .onlyDirectory])] = path }
         self.folders = folders
     }
 

@@ -69,7 +69,6 @@ public final class TCPConnection: @unchecked Sendable {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_ADDRCONFIG
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, String(port), &hints, &list)
         guard status == 0, let first = list else {
@@ -128,9 +127,10 @@ public final class TCPConnection: @unchecked Sendable {
         setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    /// Writes every byte before `timeout` seconds have passed.
+    /// Writes every byte. `timeout` bounds each wait for the peer to take more (RFC 5321's
+    /// "data block" timeout: a slow but moving transfer of a large message goes on; a stalled one stops).
     public func write(_ bytes: [UInt8], timeout: Double) throws(NetworkError) {
-        let deadline = Deadline(seconds: timeout)
+        var deadline = Deadline(seconds: timeout)
         var offset = 0
         while offset < bytes.count {
             let count = bytes.withUnsafeBytes { buffer in
@@ -138,6 +138,7 @@ public final class TCPConnection: @unchecked Sendable {
             }
             if count >= 0 {
                 offset += count
+                deadline = Deadline(seconds: timeout)
                 continue
             }
             switch errno {

@@ -31,6 +31,7 @@ struct PostfixRelayTests {
         print("Postfix relay: \(count) messages in \(elapsed), over \(connections) SMTP connections")
         #expect(connections <= count / 20, "Postfix's log shows \(connections) connections for \(count) messages")
         #expect(try await harness.stop() == 0)
+        try await postfix.stop()
     }
 
     @Test func aRecipientPostfixRejectsBecomesAReportQuotingItsReply() async throws {
@@ -51,6 +52,7 @@ struct PostfixRelayTests {
         try await waitUntil("Postroom's queue to empty", timeout: 30) { harness.queuedFiles().isEmpty }
         #expect(reports().count == 1)
         #expect(try await harness.stop() == 0)
+        try await postfix.stop()
     }
 
     @Test func aTemporaryRejectionIsRetriedAndThenDelivered() async throws {
@@ -65,11 +67,12 @@ struct PostfixRelayTests {
             harness.trackingLines("DEFER").contains { $0.contains("450 4.2.0 <later@sink.test>") }
         }
         #expect(postfix.delivered().isEmpty)
-        try postfix.setAccess("")
+        try await postfix.setAccess("")
         try await waitUntil("the retried message in the sink", timeout: 30) { postfix.tokens()["pf-later"] == 1 }
         try await waitUntil("Postroom's queue to empty", timeout: 30) { harness.queuedFiles().isEmpty }
         #expect(harness.files(under: "mailboxes/alice").filter { $0.contains("/new/") }.isEmpty, "no report for a deferral")
         #expect(try await harness.stop() == 0)
+        try await postfix.stop()
     }
 
     @Test func theFirstSmartHostDownFailsOverToTheSecond() async throws {
@@ -85,6 +88,7 @@ struct PostfixRelayTests {
         #expect(second.tokens().count == 20)
         #expect(harness.trackingLines("DEFER").isEmpty, "failover happens within the attempt, without a deferral")
         #expect(try await harness.stop() == 0)
+        try await second.stop()
     }
 
     /// Scaling out: two Postroom instances (two spools) sending through two relays; one relay
@@ -104,7 +108,7 @@ struct PostfixRelayTests {
             for (number, instance) in instances.enumerated() {
                 try instance.dropOutbound(token: "so-\(number)-\(index)", to: ["fleet@sink.test"])
             }
-            if index == perInstance / 3 { try relays[0].stop() }
+            if index == perInstance / 3 { try await relays[0].stop() }
         }
         let total = perInstance * instances.count
         for instance in instances {
@@ -121,6 +125,7 @@ struct PostfixRelayTests {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         print("scale-out: \(total) messages from 2 instances handed to 2 relays (one stopped after a third) in \(elapsed): \(Int(Double(total) / seconds)) msgs/s; per relay \(counts), duplicates \(counts.reduce(0, +) - total)")
         for instance in instances { #expect(try await instance.stop() == 0) }
+        for relay in relays { try await relay.stop() }
     }
 }
 
@@ -159,5 +164,6 @@ struct PostfixPipeBackTests {
         try await waitUntil("Postroom's queue to empty", timeout: 30) { harness.queuedFiles().isEmpty }
         #expect(inbox().count == 1, "no report about a report")
         #expect(try await harness.stop() == 0)
+        try await postfix.stop()
     }
 }

@@ -96,7 +96,8 @@ final class PostfixInstance: @unchecked Sendable {
     }
 
     deinit {
-        if running { _ = try? postfix("stop") }
+        // Tests stop their instances themselves (off the cooperative pool); this is the fallback.
+        if running { _ = try? runPostfix("stop") }
         try? FileManager.default.removeItem(atPath: root)
     }
 
@@ -113,9 +114,19 @@ final class PostfixInstance: @unchecked Sendable {
 
     var smartHost: String { "127.0.0.1:\(port)" }
 
-    /// Runs `postfix -c ROOT ARGUMENT` and returns its exit status.
+    /// Runs `postfix -c ROOT ARGUMENT` on a thread of its own and returns its exit status:
+    /// `postfix start` can take seconds on a loaded machine, and blocking one of the few
+    /// cooperative threads for that long would stall every other test in the process.
     @discardableResult
-    func postfix(_ argument: String) throws -> Int32 {
+    func postfix(_ argument: String) async throws -> Int32 {
+        let root = self.root
+        let result: Result<Int32, any Error> = await offThePool { Result { try PostfixInstance.run(root: root, argument) } }
+        return try result.get()
+    }
+
+    private func runPostfix(_ argument: String) throws -> Int32 { try Self.run(root: root, argument) }
+
+    private static func run(root: String, _ argument: String) throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/postfix")
         process.arguments = ["-c", root, argument]
@@ -128,23 +139,26 @@ final class PostfixInstance: @unchecked Sendable {
 
     /// Starts Postfix and waits until its smtpd answers.
     func start() async throws {
-        let status = try postfix("start")
+        let status = try await postfix("start")
         #expect(status == 0, "postfix -c \(root) start failed: \(log)")
         running = true
-        try await waitUntil("Postfix to listen on \(port)", timeout: 30) {
-            (try? TCPConnection.connect(host: "127.0.0.1", port: self.port, timeout: 1)) != nil
+        let port = self.port
+        let deadline = ContinuousClock.now + .seconds(60)
+        while await offThePool({ (try? TCPConnection.connect(host: "127.0.0.1", port: port, timeout: 1)) == nil }) {
+            if ContinuousClock.now > deadline { throw WaitTimeout(what: "Postfix to listen on \(port)", seconds: 60) }
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 
-    func stop() throws {
-        try postfix("stop")
+    func stop() async throws {
+        try await postfix("stop")
         running = false
     }
 
     /// Replaces the recipient access map and makes smtpd use it.
-    func setAccess(_ text: String) throws {
+    func setAccess(_ text: String) async throws {
         try write("access", text)
-        try postfix("reload")
+        try await postfix("reload")
     }
 
     var log: String { (try? String(contentsOfFile: root + "/maillog", encoding: .utf8)) ?? "" }
@@ -186,5 +200,13 @@ extension Harness {
     func dropOutbound(token: String, to recipients: [String], from sender: String = "alice@example.com") throws {
         try drop("From: <\(sender)>\r\nTo: \(recipients.joined(separator: ", "))\r\nSubject: out \(token)\r\nX-Token: \(token)\r\n\r\nHello from Postroom, \(token).\r\n.leading dot line\r\n",
                  named: token + ".eml")
+    }
+}
+
+/// Runs blocking work (a child process, a connect) on a thread of its own, off Swift's
+/// cooperative pool, which has only one thread per core and is shared by every test.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: body()) }.start()
     }
 }

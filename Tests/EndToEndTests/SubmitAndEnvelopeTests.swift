@@ -43,6 +43,14 @@ func runPostroom(_ arguments: [String], input: String, directory: String = Harne
         #expect(try await harness.stop() == 0)
     }
 
+    @Test func checkAcceptsTheSmartHostExampleAndShowsItsHosts() throws {
+        let spool = NSTemporaryDirectory() + "postroom-check-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: spool) }
+        let result = try runPostroom(["check", "pipelines/smarthost.json5", "--spool", spool])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("outbound [smtp] SMTP:*;10 → 127.0.0.1:10025, relay2.example.net:25"))
+    }
+
     @Test func submitExits75WhenTheSpoolIsMissingOrFull() throws {
         let missing = try runPostroom(["submit", "--spool", NSTemporaryDirectory() + "postroom-nothing-" + UUID().uuidString], input: "Subject: x\n\nx\n")
         #expect(missing.status == 75)

@@ -163,7 +163,28 @@ struct SMTPClientTests {
             return
         }
         #expect(reason.contains("timed out"), "\(reason)")
-        #expect(elapsed < .seconds(5))
+        // The server would stay silent for 60 s; well under that proves the 0.5 s limit worked
+        // (with room for a machine whose test runner is starved by other work).
+        #expect(elapsed < .seconds(55))
+    }
+
+    @Test("a server that stops taking data is given up after the block timeout")
+    func stalledData() async throws {
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = "250-scripted.test\r\n250 PIPELINING"
+        script.stallAfterDataReply = 60
+        let server = try ScriptedSMTPServer(script)
+        defer { server.stop() }
+        // 16 MB: far more than the socket buffers hold, so the write must wait for the server.
+        let message = "Subject: big\n\n" + String(repeating: String(repeating: "y", count: 1023) + "\n", count: 16 * 1024)
+        let started = ContinuousClock.now
+        let outcome = await Self.deliver(Self.relay([server.host], timeout: 0.5), Self.transaction(message: message))
+        guard case .deferred(let reason)? = outcome.results.first else {
+            Issue.record("expected a deferral, got \(outcome.results)")
+            return
+        }
+        #expect(reason.contains("write to") && reason.contains("timed out"), "\(reason)")
+        #expect(ContinuousClock.now - started < .seconds(55), "the server stalls for 60 s")
     }
 
     @Test("a server that closes mid-DATA defers the message, and the next host is tried")
@@ -233,21 +254,26 @@ struct SMTPClientTests {
     func connectionReuseAndIdleClose() async throws {
         let server = try ScriptedSMTPServer()
         defer { server.stop() }
-        let relay = Self.relay([server.host], idle: 0.3)
+        let relay = Self.relay([server.host], idle: 30)
         for _ in 0..<5 {
             #expect(await Self.deliver(relay, Self.transaction()).results == [.delivered])
         }
         #expect(server.connections == 1)
         #expect(server.commands.filter { $0 == "RSET" }.count == 4)
         #expect(server.messages.count == 5)
+        #expect(relay.expiredIdle().isEmpty, "idle for less than 30 s")
+
+        let quick = Self.relay([server.host], idle: 0.3)
+        #expect(await Self.deliver(quick, Self.transaction()).results == [.delivered])
+        #expect(server.connections == 2)
         try await Task.sleep(for: .milliseconds(400))
-        let expired = relay.expiredIdle()
+        let expired = quick.expiredIdle()
         #expect(expired.count == 1)
         await onOwnThread { for session in expired { session.quit() } }
         #expect(server.commands.last == "QUIT")
         // After the idle close, the next message opens a new connection.
-        #expect(await Self.deliver(relay, Self.transaction()).results == [.delivered])
-        #expect(server.connections == 2)
+        #expect(await Self.deliver(quick, Self.transaction()).results == [.delivered])
+        #expect(server.connections == 3)
     }
 
     @Test("a cached connection the server closed is replaced, not reported")

@@ -23,6 +23,8 @@ final class ScriptedSMTPServer: Sendable {
         var hangAt: String?
         /// Close the connection after reading this many octets of message data.
         var closeAfterDataOctets: Int?
+        /// After the 354, stop reading for this many seconds (the client's writes fill the socket).
+        var stallAfterDataReply: Double?
         /// Send this instead of the reply to this verb.
         var garbageAt: (verb: String, text: String)?
     }
@@ -105,6 +107,10 @@ final class ScriptedSMTPServer: Sendable {
                 mailAccepted = false
                 guard client.send(script.data) else { return }
                 guard script.data.hasPrefix("354") else { continue }
+                if let stall = script.stallAfterDataReply {
+                    Thread.sleep(forTimeInterval: stall)
+                    return
+                }
                 var message: [UInt8] = []
                 var octets = 0
                 while let dataLine = client.line(timeout: 30, keepEnding: true) {

@@ -94,7 +94,7 @@ extension Spine {
         }
 
         @Test func anUnknownConnectorTypeNamesTheKnownOnes() throws {
-            let text = Self.pipeline(stages: Self.standardStages, connectors: [#"{ name: "x", type: "smtp", addressSpaces: ["SMTP:*;1"] }"#])
+            let text = Self.pipeline(stages: Self.standardStages, connectors: [#"{ name: "x", type: "uucp", addressSpaces: ["SMTP:*;1"] }"#])
             let error = try #require(Self.decodeError(text))
             #expect(error.keyPath == "connectors[0].type")
             #expect(error.problem.contains("maildir, foreign, agent"))

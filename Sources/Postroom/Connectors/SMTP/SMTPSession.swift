@@ -276,7 +276,7 @@ final class SMTPSession: @unchecked Sendable {
                 return SMTPTransactionOutcome(results: results.map { $0! }, reusable: true, tryAnotherHost: false, dsnPassedOn: dsn)
             }
             do {
-                try connection.write(transaction.data, timeout: max(timeouts.block, Double(transaction.data.count) / 65536 * timeouts.block))
+                try connection.write(transaction.data, timeout: timeouts.block)
             } catch {
                 // The dot has not gone: nothing is final, and another host may take it.
                 connection.close()
