@@ -57,7 +57,7 @@ import Testing
         shell.currentDirectoryURL = URL(fileURLWithPath: root)
         shell.environment = ["PATH": root + "/bin:/usr/local/bin:/usr/bin:/bin", "HOME": root]
         // A file, not a pipe: the daemon inherits it and keeps it open after the shell exits.
-        fm.createFile(atPath: root + "/stderr", contents: nil)
+        _ = fm.createFile(atPath: root + "/stderr", contents: nil)
         shell.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/stderr"))
         shell.standardOutput = FileHandle.nullDevice
         try shell.run()
