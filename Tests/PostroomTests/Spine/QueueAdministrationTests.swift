@@ -39,9 +39,10 @@ extension Spine {
         @Test func holdOnAHeldEntryIsUnchanged() async throws {
             try await put("AAAAAAAAAAAAA.1", .held)
             let response = await administration.apply(QueueRequest(action: .hold, id: "AAAAAAAAAAAAA.1"))
-            #expect(!response.ok)
+            // Issue 14: holding a held entry is not an error (postsuper -h, Suspend-Message).
+            #expect(response.ok)
             #expect(response.affected.isEmpty)
-            #expect(response.message == "0 entries held; unchanged: AAAAAAAAAAAAA.1 is hold")
+            #expect(response.message == "0 entries held; already held: AAAAAAAAAAAAA.1")
             #expect(state(of: "AAAAAAAAAAAAA.1") == .held)
         }
 
