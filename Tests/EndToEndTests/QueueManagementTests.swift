@@ -101,7 +101,7 @@ import Testing
         #expect(harness.queued("poison").count == 1)
         #expect(harness.queued("poison").first?.hasSuffix("poison.eml") == true)
         #expect(harness.log.contains("parked as poison"))
-        #expect(!harness.trackingLines("POISON").isEmpty)
+        #expect(!harness.trackingLines("POISONMESSAGE").isEmpty)
         #expect(try await harness.stop() == 0)
     }
 
