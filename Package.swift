@@ -24,7 +24,7 @@ let package = Package(
         .testTarget(name: "InotifyTests", dependencies: ["Inotify"]),
         .testTarget(name: "PostroomSystemTests", dependencies: ["PostroomSystem", "TestSupport"]),
         .testTarget(name: "PostroomTests", dependencies: ["Postroom", "PostroomSystem", "TestSupport"]),
-        .testTarget(name: "PostroomCommandsTests", dependencies: ["PostroomCommands", "Postroom"]),
+        .testTarget(name: "PostroomCommandsTests", dependencies: ["PostroomCommands", "Postroom", "PostroomSystem"]),
         .testTarget(name: "StageExtensionTests", dependencies: ["Postroom", "PostroomSystem"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Postroom", "PostroomSystem", "postroom"]),
     ],

@@ -12,15 +12,17 @@ public enum CommandLineInterface {
       run [PIPELINE] [--spool DIR]     watch pickup/ and replay/ and deliver (default pipelines/default.json5)
       check PIPELINE [--spool DIR]     validate a pipeline file and print its stage graph
       explain [PIPELINE] FILE.eml      dry run: verdict, envelope, resolution and next hops
-      queue list|show|retry|hold|release|remove [ID] [--spool DIR]
+      queue list|show|retry|hold|release|remove [ID...] [FILTERS] [--spool DIR]
                                        operator queue commands (safe while run is running)
       stats [--spool DIR] [--watch]    stage-level metrics as a table
-      trace ID [--spool DIR]           the history of one message from the tracking log
+      trace ID [--spool DIR] [--csv]   the history of one message from the tracking log
       bench [--messages N] [--rate R]  measure throughput, latency and memory on a temporary spool
       submit [-f SENDER RCPT...]       put the message on standard input into pickup/ (or replay/) safely
       --help                           this text;  postroom <command> --help for one command
       --version                        print the version
 
+    the spool of queue, stats and trace: --spool DIR, else $POSTROOM_SPOOL, else ./spool,
+    else /var/spool/postroom
     exit codes: 0 ok, 1 user error, 2 usage error, 75 temporary failure
     """
 

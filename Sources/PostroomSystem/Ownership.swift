@@ -83,6 +83,22 @@ public enum Ownership {
         }
     }
 
+    /// Adds the search bit for group and others (`chmod go+x`) to every folder strictly between
+    /// `root` and `path`, so users of a shared folder can reach it through Postroom's own folders
+    /// (`drop/`, made 0750 by a connector without permissions). Nothing becomes listable.
+    public static func makeSearchable(ancestorsOf path: String, below root: String) throws(SystemError) {
+        let base = root.hasSuffix("/") ? String(root.dropLast()) : root
+        guard path.hasPrefix(base + "/") else { return }
+        var current = parentPath(path)
+        while current.count > base.count, current.hasPrefix(base + "/") {
+            var info = stat()
+            if stat(current, &info) == 0, info.st_mode & 0o011 != 0o011 {
+                guard chmod(current, (info.st_mode & 0o7777) | 0o011) == 0 else { throw SystemError(operation: "chmod", path: current, errno: errno) }
+            }
+            current = parentPath(current)
+        }
+    }
+
     private static func parentPath(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "" }
         return slash == path.startIndex ? "/" : String(path[..<slash])

@@ -58,12 +58,14 @@ import Testing
 
     @Test func theEnvironmentVariableFindsTheSpool() async throws {
         let harness = try Harness()
+        harness.pipeline = try Self.deferringPipeline(in: harness.root)
         try await harness.start()
-        let elsewhere = NSTemporaryDirectory()
+        try harness.drop(Self.sms(7), named: "sms7.eml", into: harness.replay)
+        try await waitUntil("a deferred entry", timeout: 30) { harness.queued("deferred").count == 1 }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Harness.binary)
         process.arguments = ["queue", "list"]
-        process.currentDirectoryURL = URL(fileURLWithPath: elsewhere)
+        process.currentDirectoryURL = URL(fileURLWithPath: "/")
         process.environment = ["POSTROOM_SPOOL": harness.spool, "PATH": "/usr/bin:/bin"]
         let out = Pipe()
         process.standardOutput = out
@@ -71,7 +73,7 @@ import Testing
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
-        #expect(text.contains("Mail queue is empty"))
+        #expect(text.contains(harness.queued("deferred")[0]), "POSTROOM_SPOOL was not used: \(text)")
         #expect(try await harness.stop() == 0)
     }
 
@@ -235,6 +237,29 @@ import Testing
         """
     }
 
+    /// `postroom run` that must refuse at once: one that starts instead is stopped after 10 s
+    /// (status -1), so a missing refusal fails the test rather than hanging it.
+    static func runBriefly(_ arguments: [String]) throws -> (status: Int32, error: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.binary)
+        process.arguments = arguments
+        let errorPath = NSTemporaryDirectory() + "postroom-agree-run-" + UUID().uuidString
+        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errorPath) }
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        var status = process.terminationStatus
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            status = -1
+        }
+        return (status, (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
+    }
+
     @Test func whateverCheckRefusesRunRefusesWithTheSameText() throws {
         let folder = NSTemporaryDirectory() + "postroom-agree-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -247,7 +272,7 @@ import Testing
             #expect(check.status == 1, "\(fixture.name): check passed")
             let errors = check.error.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("warning:") }
             #expect(errors.contains { $0.hasPrefix(path + ":") && $0.contains(fixture.expected) }, "\(fixture.name): \(check.error)")
-            let run = try runPostroom(["run", path, "--spool", spool])
+            let run = try Self.runBriefly(["run", path, "--spool", spool])
             #expect(run.status == 1, "\(fixture.name): run did not refuse (\(run.status)): \(run.error)")
             for error in errors {
                 #expect(run.error.contains(error), "\(fixture.name): run did not say \(error)\n\(run.error)")

@@ -37,14 +37,15 @@ import Testing
         #expect(!report.contains("Final-Recipient: rfc822; someone@elsewhere.org"))
         #expect(harness.deliveredFiles().count == 6)
         // The tracking log tells the whole story, and trace finds it by Message-ID from any copy.
-        for event in ["RECEIVE", "EXPAND", "RESOLVE", "ROUTE", "SUBMIT", "DELIVER", "DROP", "DSN"] {
+        // Exchange's names: a drop directory hand-off is SEND (source GATEWAY); DROP means discarded.
+        for event in ["RECEIVE", "EXPAND", "RESOLVE", "ROUTE", "SUBMIT", "DELIVER", "SEND", "DSN"] {
             #expect(!harness.trackingLines(event).isEmpty, "no \(event) event")
         }
         let outbound = harness.files(under: "drop/outbound")[0]
         let queueID = String((outbound as NSString).lastPathComponent.split(separator: ".")[0])
         let trace = try harness.command(["trace", queueID])
         #expect(trace.status == 0, "\(trace.error)")
-        for word in ["RECEIVE", "EXPAND", "ROUTE", "DELIVER", "DROP", "mailbox", "fax", "outbound"] {
+        for word in ["RECEIVE", "EXPAND", "ROUTE", "DELIVER", "SEND", "GATEWAY", "mailbox", "fax", "outbound"] {
             #expect(trace.output.contains(word), "trace lacks \(word): \(trace.output)")
         }
         #expect(try await harness.stop() == 0)

@@ -19,7 +19,7 @@ public struct ForeignConnector: Connector {
 
     public func prepare() throws {
         if let permissions = configuration.permissions {
-            try permissions.prepare(dropDirectory, privateMode: 0o750)
+            try permissions.prepare(dropDirectory, privateMode: 0o750, spool: spool)
         } else {
             try FileSystem.createDirectory(dropDirectory)
         }

@@ -63,7 +63,8 @@ public struct MaildirConnector: Connector {
                 }
                 if let permissions {
                     // The mailbox folder and its tmp/new/cur shared with the group (Dovecot as another user).
-                    for sub in ["", "/tmp", "/new", "/cur"] { try permissions.prepare(folder + sub, privateMode: 0o700) }
+                    try permissions.prepare(folder, privateMode: 0o700, spool: spool)
+                    for sub in ["/tmp", "/new", "/cur"] { try permissions.prepare(folder + sub, privateMode: 0o700) }
                 } else {
                     for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
                 }

@@ -69,9 +69,11 @@ public struct PermissionSettings: Sendable, Equatable, Decodable {
     /// Mode for parent folders created on the way: searchable by everyone, listable by the owner only.
     public static let parentMode: mode_t = 0o711
 
-    /// Creates (or corrects) a shared folder with these permissions.
-    public func prepare(_ path: String, privateMode: mode_t) throws(SystemError) {
+    /// Creates (or corrects) a shared folder with these permissions; with `spool`, the folders between
+    /// the spool and it are made searchable (not listable) so the group can reach it.
+    public func prepare(_ path: String, privateMode: mode_t, spool: String? = nil) throws(SystemError) {
         try Ownership.prepareDirectory(path, mode: folderMode(private: privateMode), group: groupID, parentMode: Self.parentMode)
+        if let spool { try Ownership.makeSearchable(ancestorsOf: path, below: spool) }
     }
 }
 

@@ -118,20 +118,16 @@ public struct QueueAdministration: Sendable {
         }
         let verb = ["hold": "held", "release": "released", "retry": "scheduled for retry", "remove": "removed"][request.action.rawValue] ?? request.action.rawValue
         var message = "\(affected.count) entr\(affected.count == 1 ? "y" : "ies") \(verb)"
-        if !already.isEmpty { message += "; already \(request.action == .hold ? "held" : "released"): " + already.joined(separator: ", ") }
+        if !already.isEmpty { message += "; already held: " + already.joined(separator: ", ") }
         if !skipped.isEmpty { message += "; unchanged: " + skipped.joined(separator: ", ") }
         if !vanished.isEmpty { message += "; no longer queued: " + vanished.joined(separator: ", ") }
         let ok = !affected.isEmpty || !already.isEmpty || request.all || (request.ids != nil && skipped.isEmpty)
         return QueueResponse(ok: ok, message: message, affected: affected)
     }
 
-    /// Hold on a held entry, release on an entry that is neither held nor poison: already as asked.
+    /// Hold on a held entry: already as asked (postsuper -h does not complain either).
     static func alreadyDone(_ action: QueueRequest.Action, state: QueueState) -> Bool {
-        switch action {
-        case .hold: state == .held
-        case .release: state == .active || state == .deferred
-        case .retry, .remove: false
-        }
+        action == .hold && state == .held
     }
 
     /// Returns false when the action does not apply to the entry's state.

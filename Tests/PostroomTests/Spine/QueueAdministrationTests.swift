@@ -55,11 +55,9 @@ extension Spine {
                 #expect(response.ok)
                 #expect(state(of: id) == .active)
             }
-            // A deferred entry is not held: releasing it changes nothing and is not an error.
             let unchanged = await administration.apply(QueueRequest(action: .release, id: "CCCCCCCCCCCCC.1"))
-            #expect(unchanged.ok)
-            #expect(unchanged.affected.isEmpty)
-            #expect(unchanged.message.contains("already released: CCCCCCCCCCCCC.1"))
+            #expect(!unchanged.ok)
+            #expect(unchanged.message.contains("unchanged: CCCCCCCCCCCCC.1 is deferred"))
             #expect(state(of: "CCCCCCCCCCCCC.1") == .deferred)
         }
 
