@@ -77,6 +77,15 @@ struct SubmissionRecipientReportTests {
         #expect(validate(bytes: utf8, source: .replay).accepted?.envelope.sender == "jörg@x.example")
     }
 
+    @Test func quotedAddressesSurviveTheReplayFormatUnchanged() throws {
+        // A drop file's X-Receiver must read back as the very address delivered to.
+        for address in ["\"a<b>c\"@x.example", "\"john doe\"@x.example", "\"a\\\"<\"@x.example"] {
+            let envelope = Envelope(sender: "s@x.example", recipients: [EnvelopeRecipient(address: address)])
+            let file = ReplayFormat.encode(envelope: envelope, message: S.bytes("From: s@x.example\n\nbody\n"), lineEnding: "\n")
+            #expect(try ReplayEnvelope.parse(RFC5322Message(parsing: file)) == envelope, "\(address)")
+        }
+    }
+
     // MARK: Class 1 in From: a glued sender is no sender
 
     @Test func aFromOfWordsIsBadmailNotAnInventedSender() throws {
