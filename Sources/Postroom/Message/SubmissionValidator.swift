@@ -118,7 +118,7 @@ public struct SubmissionReport: Sendable {
 /// | problem                                        | usable sender     | no sender / null `<>` |
 /// |------------------------------------------------|-------------------|-----------------------|
 /// | file larger than `maxMessageSize`              | report 5.3.4      | badmail               |
-/// | not a message (bare CR, junk line, empty)      | report 5.6.0      | badmail               |
+/// | not a message (bare CR, ambiguous junk, empty) | report 5.6.0      | badmail               |
 /// | Pickup: no single sender in From/Sender        | —                 | badmail               |
 /// | Pickup: header larger than `maxHeaderSize`     | report 5.3.4      |                       |
 /// | Pickup: more than `maxRecipients` recipients   | report 5.5.3      |                       |
@@ -162,6 +162,10 @@ public enum SubmissionValidator {
         do {
             message = try RFC5322Message(parsing: bytes)
         } catch {
+            if let (separated, line) = MissingSeparator.separated(bytes, error: error) {
+                return noting("no blank line before the body: it starts at header line \(line), which is not a field",
+                              validate(separated, totalSize: Int64(separated.count), source: source, limits: limits, context: context))
+            }
             return refuseEarly(
                 bytes, source: source, status: "5.6.0",
                 problem: "the file cannot be read as a message: \(error.description)",

@@ -63,7 +63,8 @@ struct DifferentialTests {
         case .accepted(let accepted):
             return Outcome(sender: accepted.envelope.sender, recipients: Set(accepted.envelope.recipients.map(\.address)))
         case .report(let report):
-            return Outcome(sender: report.envelope.sender, recipients: Set(report.envelope.recipients.map(\.address)))
+            // Refused: the sender gets a report and nobody gets the message.
+            return Outcome(sender: report.envelope.sender, recipients: [])
         case .badmail:
             return Outcome(sender: nil, recipients: [])
         }

@@ -113,6 +113,19 @@ struct SubmissionRecipientReportTests {
         #expect(S.validate(" \n\nFrom: a@x.example\n").badmailReason != nil)
     }
 
+    @Test func aMissingBlankLineBeforeTheBodyIsInsertedWhenUnambiguous() throws {
+        let accepted = try #require(S.validate("From: a@x.example\nTo: b@x.example\nHello Bob, no blank line.\nSecond line.\n").accepted)
+        #expect(accepted.envelope.recipients.map(\.address) == ["b@x.example"])
+        #expect(accepted.headerChanges.first == "no blank line before the body: it starts at header line 3, which is not a field")
+        let message = try RFC5322Message(parsing: accepted.message)
+        #expect(S.text(Array(message.body)) == "Hello Bob, no blank line.\nSecond line.\n")
+        // A field-like line after it would become visible body text (a Bcc!): still refused.
+        let refused = S.validate("From: a@x.example\nTo: b@x.example\nX-Broken line\nBcc: secret@x.example\n\nbody\n")
+        #expect(refused.report?.status == "5.6.0")
+        // Nothing before it to be a header: no sender, badmail as before.
+        #expect(S.validate("Just text\nFrom: a@x.example\n\nbody\n").badmailReason != nil)
+    }
+
     @Test func aBareCarriageReturnInTheHeaderIsStillRefused() throws {
         #expect(S.validate("From: a@x.example\nTo: b@x.example\nSubject: a\rb\n\nhi\n").report?.status == "5.6.0")
     }
