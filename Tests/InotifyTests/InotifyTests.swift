@@ -50,6 +50,24 @@ private func watchdog(_ inotify: Inotify, seconds: Int = 10) -> Task<Void, Never
         #expect(!event.isWatchGone)
     }
 
+    @Test func aNameThatIsNotUTF8ArrivesAsItsExactBytes() async throws {
+        let folder = try TemporaryFolder()
+        let inotify = try Inotify()
+        try inotify.addWatch(path: folder.path, mask: [.closeWrite])
+        let guardTask = watchdog(inotify)
+        defer { guardTask.cancel() }
+        let name: [UInt8] = Array("caf".utf8) + [0xE9] + Array(".eml".utf8)
+        let path = (Array(folder.path.utf8) + [0x2F] + name + [0]).map { CChar(bitPattern: $0) }
+        let fd = path.withUnsafeBufferPointer { open($0.baseAddress!, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644) }
+        #expect(fd >= 0)
+        close(fd)
+        var events = inotify.events().makeAsyncIterator()
+        let event = try #require(await events.next())
+        #expect(event.nameBytes == name)
+        // The String form cannot hold the byte: it is lossy, which is why intake uses nameBytes.
+        #expect(event.name.map { Array($0.utf8) } != name)
+    }
+
     @Test func renameIntoTheFolderIsReportedAsMovedTo() async throws {
         let folder = try TemporaryFolder()
         let outside = try TemporaryFolder()

@@ -11,9 +11,6 @@ public enum MessageFormatError: Error, Sendable, Equatable, CustomStringConverti
     /// Rejected because readers disagree on whether it ends a line, which lets a
     /// producer smuggle header fields past one reader and into another.
     case bareCarriageReturn(line: Int)
-    /// A NUL byte inside the header block. No longer raised by the parser (RFC 5322
-    /// obs-utext allows NUL in field values); kept so stored reasons still decode.
-    case nulByte(line: Int)
     /// A line starting with white space before any header field.
     case continuationBeforeFirstField(line: Int)
     /// A line in the header block that is neither `Name: value` nor a continuation.
@@ -27,8 +24,6 @@ public enum MessageFormatError: Error, Sendable, Equatable, CustomStringConverti
             return "the file starts with a blank line, so it has no header fields"
         case .bareCarriageReturn(let line):
             return "header line \(line) contains a carriage return (CR) not followed by a line feed (LF)"
-        case .nulByte(let line):
-            return "header line \(line) contains a NUL byte (binary data, not a text message)"
         case .continuationBeforeFirstField(let line):
             return "header line \(line) starts with white space but there is no header field before it to continue"
         case .notAHeaderField(let line):
@@ -309,10 +304,8 @@ private enum HeaderScanner {
             }
             let first = bytes[lineStart]
             if first == 0x20 || first == 0x09 {
-                // Lines of only white space before the first field carry nothing to
-                // continue; skipping them loses no text (Python's email does the same).
-                if currentName == nil, result.fields.isEmpty,
-                   bytes[lineStart..<contentEnd].allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                // White space alone before the first field: skipping it loses no text (as Python's email).
+                if currentName == nil, bytes[lineStart..<contentEnd].allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
                     position = nextLine
                     continue
                 }
@@ -337,8 +330,7 @@ private enum HeaderScanner {
             position = nextLine
         }
         if result.error == nil, result.fields.isEmpty, currentName == nil {
-            // Only white-space lines: there is no header at all.
-            result.error = .noHeaderFields
+            result.error = .noHeaderFields  // only white-space lines
         } else if result.error == nil {
             // The file ended inside the header block: accepted, with an empty body.
             finishField(&result)

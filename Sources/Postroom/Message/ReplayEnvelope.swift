@@ -236,11 +236,27 @@ public enum ReplayFormat {
         return ReplayEnvelope.removeInjectedFields(from: &parsed).isEmpty ? message : parsed.serialized()
     }
 
-    /// An address may not close its angle brackets early or break the line.
+    /// An address may not close its angle brackets early or break the line. Brackets inside
+    /// a quoted local part (`"a<b"@x.example`) are the address itself and stay: the reader
+    /// skips quoted strings, and a space there would deliver to an address nobody wrote.
     private static func sanitized(_ text: String) -> String {
         var out = String.UnicodeScalarView()
+        var quoted = false
+        var escaped = false
         for scalar in text.unicodeScalars {
-            out.append(scalar == "\r" || scalar == "\n" || scalar == ">" || scalar == "<" ? " " : scalar)
+            if scalar == "\r" || scalar == "\n" || (!quoted && (scalar == ">" || scalar == "<")) {
+                out.append(" ")
+                escaped = false
+                continue
+            }
+            if escaped {
+                escaped = false
+            } else if quoted, scalar == "\\" {
+                escaped = true
+            } else if scalar == "\"" {
+                quoted.toggle()
+            }
+            out.append(scalar)
         }
         return String(out)
     }

@@ -48,7 +48,9 @@ public struct IngestSettings: StageSettings, Decodable {
 /// and watch. Only `IN_CLOSE_WRITE` and `IN_MOVED_TO` start a claim; `IN_Q_OVERFLOW`
 /// (and a lost watch) trigger a rescan. Hostile entries (symlinks, FIFOs, sockets,
 /// devices, directories, hard-linked files) are renamed `.bad` without being opened for
-/// reading, and files still open for writing are left until their writer closes them.
+/// reading, and files still open for writing are re-checked on a timer with backoff until
+/// they can be taken (named in a warning after `recheckWarnAfter`). Names are kept as the
+/// kernel's bytes (``RawFileName``) from `readdir`/inotify to the system call.
 public actor IngestStage {
     struct Directory: Sendable {
         let path: String

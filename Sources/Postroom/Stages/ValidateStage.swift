@@ -73,6 +73,9 @@ public actor ValidateStage: MessageStage {
             item.notes.append("rejected with a report: \(report.status) \(report.diagnostic)")
             guard !context.dryRun else { return .finished(.reported) }
             track(.fail, item, status: report.status, reason: report.diagnostic, file: item.claimed.originalName)
+            for failure in report.invalidRecipients {
+                track(.fail, item, recipients: [failure.address], status: failure.status, reason: failure.diagnostic)
+            }
             if item.claimed.source == .report || report.envelope.hasNullSender {
                 return try reject(item, reason: "\(report.status) \(report.diagnostic); no report is sent for a message from the null sender")
             }

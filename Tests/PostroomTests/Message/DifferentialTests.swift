@@ -63,7 +63,8 @@ struct DifferentialTests {
         case .accepted(let accepted):
             return Outcome(sender: accepted.envelope.sender, recipients: Set(accepted.envelope.recipients.map(\.address)))
         case .report(let report):
-            return Outcome(sender: report.envelope.sender, recipients: Set(report.envelope.recipients.map(\.address)))
+            // Refused: the sender gets a report and nobody gets the message.
+            return Outcome(sender: report.envelope.sender, recipients: [])
         case .badmail:
             return Outcome(sender: nil, recipients: [])
         }
@@ -71,8 +72,9 @@ struct DifferentialTests {
 
     static func python(_ directories: [String]) throws -> [PythonEnvelope]? {
         let process = Process()
+        // At the lowest priority, like the fuzz: a busy suite's time-bounded tests come first.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", fixtures.appendingPathComponent("envelope.py").path] + directories
+        process.arguments = ["nice", "-n", "19", "python3", fixtures.appendingPathComponent("envelope.py").path] + directories
         let output = Pipe()
         process.standardOutput = output
         do { try process.run() } catch { return nil }
@@ -84,12 +86,17 @@ struct DifferentialTests {
         }
     }
 
-    @Test func envelopesAgreeWithPythonOrTheDifferenceIsListed() throws {
+    @Test func envelopesAgreeWithPythonOrTheDifferenceIsListed() async throws {
         let present = Self.corpora.filter { FileManager.default.fileExists(atPath: $0.1) }
         for missing in Self.corpora where !present.contains(where: { $0.0 == missing.0 }) {
             print("note: differential corpus \(missing.1) is not installed; \(missing.0) messages are not compared")
         }
-        guard let results = try Self.python(present.map(\.1)) else {
+        // The Python run blocks while it waits: off the cooperative pool, on a thread of its own.
+        let directories = present.map(\.1)
+        let run = await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: Result { try Self.python(directories) }) }.start()
+        }
+        guard let results = try run.get() else {
             print("skipping the differential test: python3 cannot be run here (install python3)")
             return
         }

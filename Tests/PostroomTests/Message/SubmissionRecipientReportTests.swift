@@ -77,6 +77,15 @@ struct SubmissionRecipientReportTests {
         #expect(validate(bytes: utf8, source: .replay).accepted?.envelope.sender == "jörg@x.example")
     }
 
+    @Test func quotedAddressesSurviveTheReplayFormatUnchanged() throws {
+        // A drop file's X-Receiver must read back as the very address delivered to.
+        for address in ["\"a<b>c\"@x.example", "\"john doe\"@x.example", "\"a\\\"<\"@x.example"] {
+            let envelope = Envelope(sender: "s@x.example", recipients: [EnvelopeRecipient(address: address)])
+            let file = ReplayFormat.encode(envelope: envelope, message: S.bytes("From: s@x.example\n\nbody\n"), lineEnding: "\n")
+            #expect(try ReplayEnvelope.parse(RFC5322Message(parsing: file)) == envelope, "\(address)")
+        }
+    }
+
     // MARK: Class 1 in From: a glued sender is no sender
 
     @Test func aFromOfWordsIsBadmailNotAnInventedSender() throws {
@@ -102,6 +111,19 @@ struct SubmissionRecipientReportTests {
         #expect(S.validate(" junk\nFrom: a@x.example\nTo: b@x.example\n\nhi\n").badmailReason?.contains("starts with white space") == true)
         // Only white space, no field: nothing to deliver.
         #expect(S.validate(" \n\nFrom: a@x.example\n").badmailReason != nil)
+    }
+
+    @Test func aMissingBlankLineBeforeTheBodyIsInsertedWhenUnambiguous() throws {
+        let accepted = try #require(S.validate("From: a@x.example\nTo: b@x.example\nHello Bob, no blank line.\nSecond line.\n").accepted)
+        #expect(accepted.envelope.recipients.map(\.address) == ["b@x.example"])
+        #expect(accepted.headerChanges.first == "no blank line before the body: it starts at header line 3, which is not a field")
+        let message = try RFC5322Message(parsing: accepted.message)
+        #expect(S.text(Array(message.body)) == "Hello Bob, no blank line.\nSecond line.\n")
+        // A field-like line after it would become visible body text (a Bcc!): still refused.
+        let refused = S.validate("From: a@x.example\nTo: b@x.example\nX-Broken line\nBcc: secret@x.example\n\nbody\n")
+        #expect(refused.report?.status == "5.6.0")
+        // Nothing before it to be a header: no sender, badmail as before.
+        #expect(S.validate("Just text\nFrom: a@x.example\n\nbody\n").badmailReason != nil)
     }
 
     @Test func aBareCarriageReturnInTheHeaderIsStillRefused() throws {

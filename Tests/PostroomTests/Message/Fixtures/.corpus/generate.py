@@ -136,14 +136,18 @@ both("pickup-report-5.5.3-101-recipients", "From: alice@example.com\nTo: " + ", 
 both("pickup-report-5.5.3-bcc-counts", "From: alice@example.com\nBcc: " + ", ".join("user%d@example.com" % i for i in range(150)) + "\n\nx\n")
 add("pickup-report-5.3.4-header-too-large", "From: alice@example.com\nTo: bob@example.com\n" + "".join("X-Filler-%d: %s\n" % (i, "y" * 90) for i in range(720)) + "\nx\n")
 both("pickup-report-5.6.0-bare-cr-in-header", "From: alice@example.com\nTo: bob@example.com\nSubject: smuggle\rBcc: evil@example.net\n\nx\n")
-both("pickup-report-5.6.0-not-a-header-line", "From: alice@example.com\nTo: bob@example.com\nthis line is not a header\n\nx\n")
+# A header without its blank line: the body starts at the first line that is not a field, as in
+# Python's email and Postfix (issue 11) -- unless a field-like line follows, which would show
+# header fields (a Bcc, say) as body text: that stays a 5.6.0 report.
+both("pickup-accept-not-a-header-line", "From: alice@example.com\nTo: bob@example.com\nthis line is not a header\n\nx\n")
+both("pickup-report-5.6.0-not-a-header-line-then-bcc", "From: alice@example.com\nTo: bob@example.com\nX-Broken header line\nBcc: secret@example.net\n\nx\n")
 # RFC 5322 obs-utext: a NUL in an unstructured field is kept, not refused (issue 11).
 add("pickup-accept-nul-in-subject", "", raw=b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: a\x00b\r\n\r\nx")
 # A NUL inside an address makes that element unusable; with no other recipient: 5.1.3.
 add("pickup-report-5.1.3-nul-in-address", "", raw=b"From: alice@example.com\r\nTo: bo\x00b@example.com\r\n\r\nx")
 # A first line of only white space carries nothing; the header after it is read (issue 11).
 both("pickup-accept-whitespace-first-line", " \t \nFrom: alice@example.com\nTo: bob@example.com\n\nx\n")
-both("pickup-report-5.6.0-body-without-blank-line", "From: alice@example.com\nTo: bob@example.com\nHello Bob, I forgot the blank line.\n")
+both("pickup-accept-body-without-blank-line", "From: alice@example.com\nTo: bob@example.com\nHello Bob, I forgot the blank line.\n")
 
 # --- Pickup: badmail -----------------------------------------------------------
 both("pickup-badmail-no-from", "To: bob@example.com\nSubject: anonymous\n\nx\n")
@@ -208,7 +212,8 @@ both("replay-report-5.1.3-bad-receiver", "X-Sender: <alice@example.com>\nX-Recei
 both("replay-report-5.1.3-null-receiver", "X-Sender: <alice@example.com>\nX-Receiver: <>\nSubject: x\n\nx\n")
 both("replay-report-5.6.0-receiver-after-header", "X-Sender: <alice@example.com>\nX-Receiver: <bob@example.com>\nFrom: alice@example.com\nX-Receiver: <evil@example.net>\n\nx\n")
 both("replay-report-5.6.0-bare-cr", "X-Sender: <alice@example.com>\nX-Receiver: <bob@example.com>\nSubject: a\rb\n\nx\n")
-both("replay-report-5.6.0-not-a-header", "X-Sender: <alice@example.com>\nX-Receiver: <bob@example.com>\nnot a header\n\nx\n")
+both("replay-accept-not-a-header", "X-Sender: <alice@example.com>\nX-Receiver: <bob@example.com>\nnot a header\n\nx\n")
+both("replay-report-5.6.0-not-a-header-then-field", "X-Sender: <alice@example.com>\nX-Receiver: <bob@example.com>\nnot a header\nSubject: x\n\nx\n")
 
 # --- Replay: badmail -----------------------------------------------------------
 both("replay-badmail-pickup-style", "From: alice@example.com\nTo: bob@example.com\nSubject: wrong folder\n\nx\n")

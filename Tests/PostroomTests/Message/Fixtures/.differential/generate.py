@@ -127,6 +127,9 @@ add("long-list", F + "To: " + ", ".join(f"user{i}@example.com" for i in range(60
 add("resent-ignored", F + "To: bob@example.com\nResent-To: carol@example.com\n")
 add("cr-lf-mixed", (F + "To: bob@example.com\r\nCc: carol@example.com\n"))
 
+add("whitespace-line-as-separator", F + "To: bob@example.com\n \nThe body follows a line of one space.\n", body=b"")
+add("header-only-no-body", (F + "To: bob@example.com\n").encode(), body=b"")
+
 if __name__ == "__main__":
     os.makedirs(HERE, exist_ok=True)
     for old in glob.glob(os.path.join(HERE, "*.eml")):
