@@ -20,12 +20,12 @@ struct ChildDaemon {
     func exitedEarly() -> Int32? { process.reapIfExited()?.status }
 
     /// Sends SIGTERM (the daemon finishes in-flight work) and reaps the child.
-    /// Returns its wait status and its peak resident set in bytes.
-    func stop(timeout: Duration = .seconds(60)) async -> (status: Int32, peakRSS: Int) {
+    /// Returns its wait status, its peak resident set in bytes and its whole resource usage (`wait4`).
+    func stop(timeout: Duration = .seconds(60)) async -> (status: Int32, peakRSS: Int, usage: ResourceUsage) {
         process.terminate()
         let deadline = ContinuousClock.now + timeout
         while true {
-            if let exit = process.reapIfExited() { return (exit.status, exit.usage.peakResidentBytes) }
+            if let exit = process.reapIfExited() { return (exit.status, exit.usage.peakResidentBytes, exit.usage) }
             if ContinuousClock.now > deadline { process.forceKill() }
             try? await Task.sleep(for: .milliseconds(10))
         }

@@ -3,6 +3,10 @@ import Glibc
 #endif
 
 /// What the kernel counted for a process that has been reaped (`wait4`'s `rusage`).
+///
+/// The figures are the kernel's own accounting for that process and its threads only, which makes
+/// them the robust measure of a daemon's cost on a shared machine: wall-clock time depends on the
+/// neighbours, CPU time hardly does.
 public struct ResourceUsage: Sendable, Equatable {
     /// CPU time spent in user mode, in seconds.
     public var userSeconds: Double
@@ -10,6 +14,13 @@ public struct ResourceUsage: Sendable, Equatable {
     public var systemSeconds: Double
     /// Peak resident set size in bytes.
     public var peakResidentBytes: Int
+    /// Times a thread gave up the CPU to wait (a blocking call, a futex: thread hand-offs show here).
+    public var voluntaryContextSwitches: Int = 0
+    /// Times a thread was preempted.
+    public var involuntaryContextSwitches: Int = 0
+
+    /// User plus system time.
+    public var cpuSeconds: Double { userSeconds + systemSeconds }
 }
 
 /// A long-running child process started from an argv (no shell), that inherits this process's
@@ -63,6 +74,8 @@ public struct ChildProcess: Sendable {
         func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
         // ru_maxrss is in kilobytes on Linux.
         return Exit(status: status, usage: ResourceUsage(userSeconds: seconds(usage.ru_utime), systemSeconds: seconds(usage.ru_stime),
-                                                         peakResidentBytes: Int(usage.ru_maxrss) * 1024))
+                                                         peakResidentBytes: Int(usage.ru_maxrss) * 1024,
+                                                         voluntaryContextSwitches: Int(usage.ru_nvcsw),
+                                                         involuntaryContextSwitches: Int(usage.ru_nivcsw)))
     }
 }
