@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Postroom against its two anchors, in one run, on the same messages and with the same durability
-# (an fsync per queued file and per delivered file):
-#   - the filesystem limit: ../shared/bench/fslimit.c --sync file+dir --queue (C, no parsing or routing)
+# Postroom against its anchors, in one run, on the same messages and with the same durability
+# (an fsync per queued file and per delivered file, and of the directories):
+#   - the filesystem limit: ../shared/bench/fslimit.c --sync file+dir --queue -j 8 (the target's
+#     reference), and -j 4 as a second row (C, no parsing or routing)
 #   - Postfix delivering into Maildirs through sendmail and over SMTP (../shared/bench/run-postfix.sh),
 #     when postfix is installed (apt-get install -y postfix; this script never installs it)
-# and prints each figure and the ratios Postroom/limit and Postroom/Postfix.
+# Every measurement runs RUNS times, interleaved (postroom, fslimit -j 8, fslimit -j 4, postfix
+# sendmail, postfix smtp; then again), because the disk speeds up and slows down between runs.
+# It prints every run, the medians, the ratios per run and their medians, and the CPU time per
+# message of Postroom's daemon and of fslimit, both from the rusage wait4(2) returns with the
+# process (user + system), which hardly depends on the neighbours on a shared machine.
 #
 # usage: Benchmarks/compare.sh N [WORKDIR]
 #   N          messages per measurement (e.g. 2000)
 #   WORKDIR    scratch folder (default: a fresh mktemp -d, removed afterwards)
 # environment:
+#   RUNS           rounds of measurements (default 5)
 #   GENMAIL_ARGS   genmail.py options (default "--users alice": one recipient per message)
-#   FSLIMIT_JOBS   fslimit threads (default 4: its best on a 2-core machine; -j 1 is ~3x slower)
+#   FSLIMIT_JOBS   fslimit thread counts, one row each (default "8 4"; the first is the target's)
 #   SKIP_POSTFIX=1 leave Postfix out even when it is installed
 set -euo pipefail
 
@@ -25,7 +31,8 @@ repo=$(cd "$here/.." && pwd)
 # shared/ sits beside the repository (in the developer tree and in CI's clone).
 shared=$(cd "$here/../../shared/bench" 2>/dev/null && pwd) || { echo "compare.sh: $here/../../shared/bench not found" >&2; exit 2; }
 export GENMAIL_ARGS=${GENMAIL_ARGS:-"--users alice"}
-jobs=${FSLIMIT_JOBS:-4}
+runs=${RUNS:-5}
+read -r -a jobs_list <<<"${FSLIMIT_JOBS:-8 4}"
 if [ $# -ge 2 ]; then work=$2; mkdir -p "$work"; cleanup=false; else work=$(mktemp -d /tmp/postroom-compare.XXXXXX); cleanup=true; fi
 # mktemp -d makes the folder 0700; Postfix's virtual(8) runs unprivileged and must reach its maps inside.
 chmod 755 "$work"
@@ -44,46 +51,123 @@ python3 "$shared/genmail.py" "$n" "$work/msgs" $GENMAIL_ARGS
 field() { # field NAME LINE: the value of NAME=value in a RESULT line
   tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "NA" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "NA" && b + 0 > 0) printf "%.2f", a / b; else print "NA" }'; }
+median() { # median of the words given (NA ignored); NA when there are none
+  printf '%s\n' "$@" | grep -v '^NA$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# with_cpu CMD...: runs CMD, then prints "cpu_user_s=U cpu_sys_s=S" from the rusage wait4 returns.
+with_cpu() {
+  python3 -c '
+import os, sys
+pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+sys.stdout.flush()
+print("cpu_user_s=%.4f cpu_sys_s=%.4f" % (usage.ru_utime, usage.ru_stime))
+sys.exit(os.waitstatus_to_exitcode(status))
+' "$@"
+}
 
-echo "== postroom bench --from ($n messages)" >&2
-pr_line=$(cd "$repo" && "$postroom" bench --from "$work/msgs" | tee >(cat >&2) | grep '^RESULT postroom')
-pr=$(field msgs_per_s "$pr_line")
-
-echo "== fslimit --sync file+dir --queue -j $jobs" >&2
-rm -rf "$work/fsl-src" "$work/fsl-dst"
-cp -r "$work/msgs" "$work/fsl-src"
-sync
-fs_out=$("$work/fslimit" "$work/fsl-src" "$work/fsl-dst" --sync file+dir --queue -j "$jobs" | tee >(cat >&2))
-fs=$(awk '{ for (i = 1; i < NF; i++) if ($i == "msgs/s") print $(i + 1) }' <<<"$fs_out")
-rm -rf "$work/fsl-src" "$work/fsl-dst"
-
-pf_sendmail=NA pf_smtp=NA
+have_postfix=false
 if [ "${SKIP_POSTFIX:-0}" != 1 ] && command -v postfix >/dev/null && [ -x /usr/sbin/sendmail ]; then
-  for mode in sendmail smtp; do
-    echo "== postfix $mode" >&2
-    out=$("$shared/run-postfix.sh" "$n" "$work/postfix" "$mode" | tee >(cat >&2) | tail -1)
-    # run-postfix.sh prints an integer msgs/s; recompute it from its seconds for two decimals.
-    secs=$(awk '{ for (i = 1; i < NF; i++) if ($i == "seconds") print $(i + 1) }' <<<"$out")
-    value=$(awk -v n="$n" -v s="$secs" 'BEGIN { if (s + 0 > 0) printf "%.1f", n / s; else print "NA" }')
-    # A run that timed out (deliveries short of expected) has no meaningful rate.
-    got=$(awk '{ for (i = 1; i < NF; i++) if ($i == "deliveries") print $(i + 1) }' <<<"$out")
-    [ "${got%/*}" = "${got#*/}" ] || value=NA
-    if [ "$mode" = sendmail ]; then pf_sendmail=$value; else pf_smtp=$value; fi
-  done
+  have_postfix=true
 else
   echo "== postfix: not installed (apt-get install -y postfix) or SKIP_POSTFIX=1; left out" >&2
 fi
 
-printf '\n%-44s %10s\n' "measurement ($n messages, $GENMAIL_ARGS)" "msgs/s"
-printf '%-44s %10s   p50 %s ms  p99 %s ms  peak RSS %s MB\n' "postroom bench --from" "$pr" \
-  "$(field p50_ms "$pr_line")" "$(field p99_ms "$pr_line")" "$(field peak_rss_mb "$pr_line")"
-printf '%-44s %10s\n' "fslimit --sync file+dir --queue -j $jobs" "$fs"
-printf '%-44s %10s\n' "postfix sendmail" "$pf_sendmail"
-printf '%-44s %10s\n' "postfix smtp" "$pf_smtp"
-printf '\n%-44s %10s   (target >= 0.60)\n' "postroom / filesystem limit" "$(ratio "$pr" "$fs")"
-printf '%-44s %10s   (target >= 2)\n' "postroom / postfix smtp" "$(ratio "$pr" "$pf_smtp")"
-printf '%-44s %10s   (target >= 6)\n' "postroom / postfix sendmail" "$(ratio "$pr" "$pf_sendmail")"
-echo "RESULT compare messages=$n postroom=$pr fslimit=$fs postfix_sendmail=$pf_sendmail postfix_smtp=$pf_smtp" \
-  "limit_ratio=$(ratio "$pr" "$fs") smtp_ratio=$(ratio "$pr" "$pf_smtp") sendmail_ratio=$(ratio "$pr" "$pf_sendmail")" \
-  "p50_ms=$(field p50_ms "$pr_line") p99_ms=$(field p99_ms "$pr_line") peak_rss_mb=$(field peak_rss_mb "$pr_line")"
+declare -A rate cpu user sys
+add() { # add KEY VALUE into an array named by $1
+  local -n table=$1
+  table[$2]="${table[$2]:-} $3"
+}
+
+for round in $(seq 1 "$runs"); do
+  echo "== round $round of $runs: postroom bench --from ($n messages)" >&2
+  line=$(cd "$repo" && "$postroom" bench --from "$work/msgs" | tee >(cat >&2) | grep '^RESULT postroom')
+  add rate postroom "$(field msgs_per_s "$line")"
+  add cpu postroom "$(field cpu_ms_per_msg "$line")"
+  add user postroom "$(field cpu_user_ms_per_msg "$line")"
+  add sys postroom "$(field cpu_sys_ms_per_msg "$line")"
+  add rate p50 "$(field p50_ms "$line")"
+  add rate p99 "$(field p99_ms "$line")"
+  add rate rss "$(field peak_rss_mb "$line")"
+
+  for j in "${jobs_list[@]}"; do
+    echo "== round $round of $runs: fslimit --sync file+dir --queue -j $j" >&2
+    rm -rf "$work/fsl-src" "$work/fsl-dst"
+    cp -r "$work/msgs" "$work/fsl-src"
+    sync
+    out=$(with_cpu "$work/fslimit" "$work/fsl-src" "$work/fsl-dst" --sync file+dir --queue -j "$j" | tee >(cat >&2))
+    rm -rf "$work/fsl-src" "$work/fsl-dst"
+    count=$(awk '{ for (i = 1; i < NF; i++) if ($i == "messages") print $(i + 1) }' <<<"$out")
+    add rate "fslimit$j" "$(awk '{ for (i = 1; i < NF; i++) if ($i == "msgs/s") print $(i + 1) }' <<<"$out")"
+    u=$(field cpu_user_s "$(tail -1 <<<"$out")") s=$(field cpu_sys_s "$(tail -1 <<<"$out")")
+    add user "fslimit$j" "$(awk -v u="$u" -v n="$count" 'BEGIN { printf "%.4f", u * 1000 / n }')"
+    add sys "fslimit$j" "$(awk -v s="$s" -v n="$count" 'BEGIN { printf "%.4f", s * 1000 / n }')"
+    add cpu "fslimit$j" "$(awk -v u="$u" -v s="$s" -v n="$count" 'BEGIN { printf "%.4f", (u + s) * 1000 / n }')"
+  done
+
+  if $have_postfix; then
+    for mode in sendmail smtp; do
+      echo "== round $round of $runs: postfix $mode" >&2
+      out=$("$shared/run-postfix.sh" "$n" "$work/postfix" "$mode" | tee >(cat >&2) | tail -1)
+      # run-postfix.sh prints an integer msgs/s; recompute it from its seconds for one decimal.
+      secs=$(awk '{ for (i = 1; i < NF; i++) if ($i == "seconds") print $(i + 1) }' <<<"$out")
+      value=$(awk -v n="$n" -v s="$secs" 'BEGIN { if (s + 0 > 0) printf "%.1f", n / s; else print "NA" }')
+      # A run that timed out (deliveries short of expected) has no meaningful rate.
+      got=$(awk '{ for (i = 1; i < NF; i++) if ($i == "deliveries") print $(i + 1) }' <<<"$out")
+      [ "${got%/*}" = "${got#*/}" ] || value=NA
+      add rate "postfix_$mode" "$value"
+    done
+  else
+    add rate postfix_sendmail NA
+    add rate postfix_smtp NA
+  fi
+done
+
+# Ratios per round (same round = same disk weather).
+ratios() { # ratios A B: A[i]/B[i] for each round
+  local -a a b
+  read -r -a a <<<"$1"
+  read -r -a b <<<"$2"
+  local out="" i
+  for i in "${!a[@]}"; do out+=" $(ratio "${a[$i]}" "${b[$i]:-NA}")"; done
+  echo "$out"
+}
+row() { # row LABEL VALUES TARGET
+  # shellcheck disable=SC2086  # the values are a list of words
+  printf '%-44s %10s   %-24s %s\n' "$1" "$(median $2)" "$3" "$(tr -s ' ' <<<"$2" | sed 's/^ //; s/ /, /g')"
+}
+first=${jobs_list[0]}
+
+printf '\n%s\n' "$n messages ($GENMAIL_ARGS), $runs rounds interleaved; median, then every run in order"
+printf '%-44s %10s   %-24s %s\n' "throughput (msgs/s)" "median" "target" "runs"
+row "postroom bench --from" "${rate[postroom]}" ""
+for j in "${jobs_list[@]}"; do row "fslimit --sync file+dir --queue -j $j" "${rate[fslimit$j]}" ""; done
+row "postfix sendmail" "${rate[postfix_sendmail]}" ""
+row "postfix smtp" "${rate[postfix_smtp]}" ""
+r_limit=$(ratios "${rate[postroom]}" "${rate[fslimit$first]}")
+r_smtp=$(ratios "${rate[postroom]}" "${rate[postfix_smtp]}")
+r_sendmail=$(ratios "${rate[postroom]}" "${rate[postfix_sendmail]}")
+row "postroom / fslimit -j $first" "$r_limit" ">= 1.0"
+for j in "${jobs_list[@]:1}"; do row "postroom / fslimit -j $j" "$(ratios "${rate[postroom]}" "${rate[fslimit$j]}")" ""; done
+row "postroom / postfix smtp" "$r_smtp" ">= 3"
+row "postroom / postfix sendmail" "$r_sendmail" ">= 10"
+
+printf '\n%-44s %10s   %-24s %s\n' "CPU per message (ms, user + system)" "median" "user / system medians" "runs"
+# shellcheck disable=SC2086
+printf '%-44s %10s   %-24s %s\n' "postroom daemon" "$(median ${cpu[postroom]})" "$(median ${user[postroom]}) / $(median ${sys[postroom]})" \
+  "$(tr -s ' ' <<<"${cpu[postroom]}" | sed 's/^ //; s/ /, /g')"
+for j in "${jobs_list[@]}"; do
+  # shellcheck disable=SC2086
+  printf '%-44s %10s   %-24s %s\n' "fslimit -j $j" "$(median ${cpu[fslimit$j]})" "$(median ${user[fslimit$j]}) / $(median ${sys[fslimit$j]})" \
+    "$(tr -s ' ' <<<"${cpu[fslimit$j]}" | sed 's/^ //; s/ /, /g')"
+done
+c_limit=$(ratios "${cpu[postroom]}" "${cpu[fslimit$first]}")
+row "postroom / fslimit -j $first CPU" "$c_limit" "<= 2"
+
+# shellcheck disable=SC2086
+echo "RESULT compare messages=$n runs=$runs postroom=$(median ${rate[postroom]}) fslimit=$(median ${rate[fslimit$first]})" \
+  "fslimit_jobs=$first postfix_sendmail=$(median ${rate[postfix_sendmail]}) postfix_smtp=$(median ${rate[postfix_smtp]})" \
+  "limit_ratio=$(median $r_limit) smtp_ratio=$(median $r_smtp) sendmail_ratio=$(median $r_sendmail)" \
+  "postroom_cpu_ms_per_msg=$(median ${cpu[postroom]}) fslimit_cpu_ms_per_msg=$(median ${cpu[fslimit$first]}) cpu_ratio=$(median $c_limit)" \
+  "p50_ms=$(median ${rate[p50]}) p99_ms=$(median ${rate[p99]}) peak_rss_mb=$(median ${rate[rss]})"

@@ -111,9 +111,12 @@ public enum Bench {
       --timeout S       give up after S seconds of waiting (default 600)
 
     Latency of a message: from its rename into pickup/ to the rename of its last copy into
-    new/, seen by the bench through inotify. Peak RSS: the daemon's ru_maxrss.
+    new/, seen by the bench through inotify. Peak RSS and CPU: the daemon's own, from the
+    rusage wait4 returns when it exits (CPU per message: its whole user + system time, start-up,
+    probe and shutdown included, divided by the measured messages).
     The last line is machine-readable:
       RESULT postroom mode=burst messages=N deliveries=D seconds=S msgs_per_s=X p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. peak_rss_mb=..
+             cpu_ms_per_msg=.. cpu_user_ms_per_msg=.. cpu_sys_ms_per_msg=.. csw_per_msg=..
     """
 
     /// Runs `postroom bench` with its arguments.
@@ -243,20 +246,19 @@ struct ChildDaemon {
     }
 
     /// Sends SIGTERM (the daemon finishes in-flight work) and reaps the child.
-    /// Returns its wait status and its peak resident set in bytes.
-    func stop(timeout: Duration = .seconds(60)) async -> (status: Int32, peakRSS: Int) {
-        kill(pid, SIGTERM)
+    /// Returns its wait status, its peak resident set in bytes and its whole resource usage (`wait4`).
+    func stop(timeout: Duration = .seconds(60)) async -> (status: Int32, peakRSS: Int, usage: ResourceUsage) {
+        ChildProcess.signal(pid, ChildProcess.terminate)
         let deadline = ContinuousClock.now + timeout
-        var status: Int32 = 0
-        var usage = rusage()
         while true {
-            let reaped = wait4(pid, &status, WNOHANG, &usage)
-            if reaped == pid || reaped < 0 { break }
-            if ContinuousClock.now > deadline { kill(pid, SIGKILL) }
+            switch ChildProcess.reap(pid) {
+            case .ended(let status, let usage): return (status, usage.peakResidentBytes, usage)
+            case .unknown: return (-1, 0, ResourceUsage())
+            case .running: break
+            }
+            if ContinuousClock.now > deadline { ChildProcess.signal(pid, ChildProcess.killNow) }
             try? await Task.sleep(for: .milliseconds(10))
         }
-        // ru_maxrss is in kilobytes on Linux.
-        return (status, Int(usage.ru_maxrss) * 1024)
     }
 }
 
@@ -368,7 +370,7 @@ struct BenchRun {
         }
 
         let report = try tally(messages: messages, sent: sent, probe: probe, watcher: watcher, first: first, daemonStart: daemon.started)
-        print(render(report, pipeline: pipelinePath, peakRSS: stopped.peakRSS, overflows: watcher.overflows))
+        print(render(report, pipeline: pipelinePath, peakRSS: stopped.peakRSS, overflows: watcher.overflows, usage: stopped.usage))
         return .ok
     }
 
@@ -500,7 +502,7 @@ struct BenchRun {
         return sorted[min(max(rank, 1), sorted.count) - 1]
     }
 
-    func render(_ report: Report, pipeline: String, peakRSS: Int, overflows: Int) -> String {
+    func render(_ report: Report, pipeline: String, peakRSS: Int, overflows: Int, usage: ResourceUsage = ResourceUsage()) -> String {
         func number(_ value: Double?, _ digits: Int = 2) -> String { value.map { String(format: "%.\(digits)f", $0) } ?? "NA" }
         let throughput = report.seconds > 0 ? Double(report.messages) / report.seconds : 0
         let p50 = Self.percentile(report.latencies, 0.50), p90 = Self.percentile(report.latencies, 0.90)
@@ -519,11 +521,13 @@ struct BenchRun {
             lines.append("  latency (ms)      p50 \(number(p50))  p90 \(number(p90))  p99 \(number(p99))  max \(number(max))")
         }
         lines.append("  peak RSS          \(number(rss, 1)) MB (daemon ru_maxrss)")
+        lines.append(Self.cpuLine(usage, messages: report.messages))
         if overflows > 0 { lines.append("  note              the bench's inotify queue overflowed \(overflows) time(s); some latencies are upper bounds") }
         if report.unmatched > 0 { lines.append("  note              \(report.unmatched) delivered file(s) matched no message (reports?)") }
         var result = "RESULT postroom mode=\(report.mode) messages=\(report.messages) deliveries=\(report.deliveries) seconds=\(number(report.seconds, 3)) msgs_per_s=\(number(throughput, 1))"
         result += " p50_ms=\(number(p50)) p90_ms=\(number(p90)) p99_ms=\(number(p99)) max_ms=\(number(max)) peak_rss_mb=\(number(rss, 1))"
         if let first = report.firstDelivery { result += " first_delivery_s=\(number(first, 3))" }
+        result += Self.cpuFields(usage, messages: report.messages)
         lines.append(result)
         return lines.joined(separator: "\n")
     }
