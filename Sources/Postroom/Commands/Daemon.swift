@@ -82,7 +82,8 @@ public enum Daemon {
         var tracking: TrackingLog?
         if let configuration = pipeline.tracking {
             do {
-                tracking = try TrackingLog(path: resolvePath(configuration.file, against: spool), maxBytes: Int(configuration.maxSize.bytes), maxFiles: configuration.keep)
+                tracking = try TrackingLog(path: resolvePath(configuration.file, against: spool), maxBytes: Int(configuration.maxSize.bytes), maxFiles: configuration.keep,
+                                           bufferBytes: 256 << 10, flushAfter: .milliseconds(25))
             } catch {
                 log.error("cannot open the tracking log: \(error)")
                 return .temporaryFailure

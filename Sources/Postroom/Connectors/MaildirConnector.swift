@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Delivers into Maildir folders: `tmp/` → fsync → rename into `new/` → fsync `new/`.
 ///
@@ -10,6 +11,8 @@ public struct MaildirConnector: Connector {
     let spool: String
     let hostname: String
     let directorySync: DirectorySync
+    /// Mailboxes whose `tmp/new/cur` are known to exist: made once, not checked on every delivery.
+    let preparedFolders = PreparedFolders()
 
     public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
         var results: [DeliveryResult] = []
@@ -21,7 +24,7 @@ public struct MaildirConnector: Connector {
 
     func mailboxFolder(for user: String) -> String {
         let template = configuration.path ?? "mailboxes/{user}"
-        return resolvePath(template.replacingOccurrences(of: "{user}", with: user), against: spool)
+        return resolvePath(template.replacing("{user}", with: user), against: spool)
     }
 
     static func user(of address: String, entry: QueueEntry) -> String {
@@ -36,7 +39,8 @@ public struct MaildirConnector: Connector {
         let arrival = UInt64(entry.queueID, radix: 16) ?? UInt64(max(0, entry.arrival.timeIntervalSince1970 * 1_000_000))
         let seconds = arrival / 1_000_000
         let micros = arrival % 1_000_000
-        let host = hostname.replacingOccurrences(of: "/", with: "\\057").replacingOccurrences(of: ":", with: "\\072")
+        let host = hostname.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") })
+            ? hostname.replacing("/", with: "\\057").replacing(":", with: "\\072") : hostname
         return "\(seconds).M\(micros)Q\(entry.id)R\(stableHash(recipient)).\(host)"
     }
 
@@ -50,6 +54,7 @@ public struct MaildirConnector: Connector {
         let eol = lineEnding(of: message)
         let header = "Return-Path: <\(entry.envelope.sender)>\(eol)Delivered-To: \(recipient)\(eol)"
         let quota = configuration.quota?.bytes
+        let prepared = preparedFolders
         // A fresh entry was never attempted, so no earlier copy can exist; otherwise look in new/
         // and in cur/ (a reader may have moved it there and added flags after ":2,").
         let mayExist = !entry.isFresh
@@ -59,14 +64,27 @@ public struct MaildirConnector: Connector {
                     || ((try? FileSystem.contents(of: folder + "/cur")) ?? []).contains(where: { $0.hasPrefix(name + ":") }) {
                     return false
                 }
-                for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
+                func makeFolders() throws(SystemError) {
+                    for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
+                    prepared.add(folder)
+                }
+                if !prepared.contains(folder) { try makeFolders() }
                 if let quota {
                     let used = try FileSystem.usage(of: folder + "/new").bytes + FileSystem.usage(of: folder + "/cur").bytes
                     if used + Int64(message.count) > quota { throw SystemError(operation: "quota", path: folder, errno: EDQUOT) }
                 }
                 let temporary = folder + "/tmp/" + name
-                let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
-                try file.writeAll(Array(header.utf8) + message)
+                let file: OpenFile
+                do throws(SystemError) {
+                    file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+                } catch where error.isNotFound {
+                    // The mailbox was removed while Postroom ran: make it again, once.
+                    try makeFolders()
+                    file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+                }
+                var bytes = Array(header.utf8)
+                bytes.append(contentsOf: message)
+                try file.writeAll(bytes)
                 try file.sync()
                 try FileSystem.rename(temporary, to: folder + "/new/" + name)
                 FaultInjection.checkpoint("rename")
@@ -81,8 +99,22 @@ public struct MaildirConnector: Connector {
             return .delivered
         case .failure(let error):
             try? FileSystem.removeFileIfPresent(folder + "/tmp/" + name)
+            // Something of the mailbox is gone: the retry makes its folders again.
+            if error.isNotFound { preparedFolders.remove(folder) }
             if error.errno == EDQUOT { return .deferred("mailbox \(user) is over its quota") }
             return error.isTransient ? .deferred("\(error)") : .failed(status: "5.2.0", diagnostic: "\(error)")
         }
     }
+}
+
+/// The mailbox folders a Maildir connector has made (or found) complete in this run.
+///
+/// Sendable: the set lives behind a mutex. A folder removed behind Postroom's back is noticed by
+/// the delivery that fails on it (ENOENT) and made again.
+final class PreparedFolders: Sendable {
+    private let folders = Mutex<Set<String>>([])
+
+    func contains(_ folder: String) -> Bool { folders.withLock { $0.contains(folder) } }
+    func add(_ folder: String) { _ = folders.withLock { $0.insert(folder) } }
+    func remove(_ folder: String) { _ = folders.withLock { $0.remove(folder) } }
 }

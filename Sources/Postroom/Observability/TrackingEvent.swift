@@ -125,6 +125,8 @@ public struct TrackingEvent: Codable, Sendable, Equatable {
 
     /// A JSON string literal (RFC 8259 escaping).
     static func quoted(_ s: String) -> String {
+        // Almost every value (ids, addresses, connector names) needs no escaping at all.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return "\"" + s + "\"" }
         var out = "\""
         out.reserveCapacity(s.utf8.count + 2)
         for scalar in s.unicodeScalars {

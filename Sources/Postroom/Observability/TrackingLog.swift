@@ -18,6 +18,10 @@ import Synchronization
 ///   With `bufferBytes > 0`, lines are kept in memory until that many bytes are pending or ``flush()`` is
 ///   called; the daemon then calls `flush()` at least every second and at shutdown, and accepts losing the
 ///   last second of lines on `kill -9`.
+/// - With `flushAfter` set (the daemon: 25 ms), the first line appended to an empty buffer schedules
+///   one write of everything pending that long later, so a burst of messages costs one `write(2)` per
+///   batch instead of one per event, and a quiet log is on disk within `flushAfter`. `kill -9` loses at
+///   most the lines of that last interval; a clean stop (``close()``) loses nothing.
 public final class TrackingLog: Sendable {
     /// The current log file (e.g. `<spool>/tracking.log`); generations are `path.1` … `path.maxFiles`.
     public let path: String
@@ -27,6 +31,8 @@ public final class TrackingLog: Sendable {
     public let maxFiles: Int
     /// Bytes buffered before a write; 0 writes every line at once.
     public let bufferBytes: Int
+    /// How long a buffered line may wait before a write is made for it; nil leaves it to ``flush()``.
+    public let flushAfter: Duration?
 
     private struct State {
         var fd: Int32
@@ -34,17 +40,19 @@ public final class TrackingLog: Sendable {
         var pending: [[UInt8]] = []
         var pendingBytes = 0
         var closed = false
+        var flushScheduled = false
     }
 
     private let state: Mutex<State>
 
     /// Opens (creating if needed) the log at `path` for appending.
-    public init(path: String, maxBytes: Int = 64 << 20, maxFiles: Int = 10, bufferBytes: Int = 0) throws {
+    public init(path: String, maxBytes: Int = 64 << 20, maxFiles: Int = 10, bufferBytes: Int = 0, flushAfter: Duration? = nil) throws {
         precondition(maxBytes > 0 && maxFiles >= 1 && bufferBytes >= 0)
         self.path = path
         self.maxBytes = maxBytes
         self.maxFiles = maxFiles
         self.bufferBytes = bufferBytes
+        self.flushAfter = flushAfter
         let fd = try ObsSyscall.open(path, O_WRONLY | O_CREAT | O_APPEND, mode: 0o640)
         let size: Int
         do { size = try ObsSyscall.fileSize(fd, detail: path) } catch {
@@ -69,7 +77,23 @@ public final class TrackingLog: Sendable {
             s.pendingBytes += line.count
             if s.pendingBytes > bufferBytes {
                 try writePending(&s)
+            } else if let flushAfter, !s.flushScheduled {
+                s.flushScheduled = true
+                let nanoseconds = Int(flushAfter.components.seconds) * 1_000_000_000 + Int(flushAfter.components.attoseconds / 1_000_000_000)
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [weak self] in
+                    self?.writeScheduled()
+                }
             }
+        }
+    }
+
+    /// The timed write of ``flushAfter``: pending lines go out in one write, without fsync.
+    /// A failure keeps them pending; the next append or ``flush()`` tries again.
+    private func writeScheduled() {
+        state.withLock { s in
+            s.flushScheduled = false
+            guard !s.closed else { return }
+            try? writePending(&s)
         }
     }
 

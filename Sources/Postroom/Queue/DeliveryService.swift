@@ -65,6 +65,8 @@ public final class DeliveryService: Sendable {
         if !item.failures.isEmpty {
             try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures)
         }
+        let outcome: StageResult.Outcome = entries.isEmpty ? .reported : .queued
+        if state == .active, !entries.isEmpty { entries = try await deliverInline(item, entries: entries) }
         if !entries.isEmpty { try await store.store(entries, state: state) }
         FaultInjection.checkpoint("store")
         try await store.release(item.claimed)
@@ -79,7 +81,7 @@ public final class DeliveryService: Sendable {
                 await queues[entry.connector]?.enqueue(entry.id, state: .active, cached: (entry, message))
             }
         }
-        return .finished(entries.isEmpty ? .reported : .queued)
+        return .finished(outcome)
     }
 
     /// The header block of a message (up to the first empty line), attached to reports.
@@ -176,7 +178,7 @@ public final class DeliveryService: Sendable {
     // MARK: One attempt
 
     /// Tracking events for one attempt: DELIVER/DROP/TRANSFER per connector type, DEFER, FAIL.
-    private func track(_ entry: QueueEntry, results: [DeliveryResult], connector: any Connector) {
+    func track(_ entry: QueueEntry, results: [DeliveryResult], connector: any Connector) {
         let delivered: TrackingEvent.Kind
         switch connector.configuration.type {
         case .maildir: delivered = .deliver

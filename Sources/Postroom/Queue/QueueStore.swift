@@ -158,10 +158,23 @@ public final class QueueStore: Sendable {
         return ClaimedFile(queueID: queueID, source: .report, originalName: "report.eml", path: path)
     }
 
-    /// Forgets a claimed file once its queue entries are durable.
+    /// Makes claims durable: their names in `incoming/`, then their absence from the producer's
+    /// directory (nil for a generated report, written into `incoming/` directly). Group-committed:
+    /// concurrent callers share the two directory fsyncs.
+    public func syncClaim(sourceDirectory: String?) async throws(SystemError) {
+        try await directorySync.sync(incoming)
+        if let sourceDirectory { try await directorySync.sync(sourceDirectory) }
+    }
+
+    /// Forgets a claimed file once its queue entries (or its deliveries) are durable.
+    ///
+    /// The removal is not fsynced, for the reason ``remove(id:state:sync:)`` gives: if a power
+    /// loss undoes the `unlink`, the claimed file is processed again under the same queue id, its
+    /// leftover entries are discarded (see ``PipelineRunner/run()``) and its deliveries are found
+    /// by their names. ``move(_:message:from:to:)`` syncs `incoming/` before an entry's retry
+    /// state changes, so that state is never replaced by a re-run.
     public func release(_ claimed: ClaimedFile) async throws(SystemError) {
         try FileSystem.removeFileIfPresent(claimed.path)
-        try await directorySync.sync(incoming)
     }
 
     static func claimedName(queueID: String, source: IntakeSource, originalName: String) -> String {
@@ -198,6 +211,9 @@ public final class QueueStore: Sendable {
 
     /// Rewrites an entry into a (possibly different) state folder, removing it from the old one.
     public func move(_ entry: QueueEntry, message: [UInt8], from old: QueueState, to new: QueueState) async throws(SystemError) {
+        // Releases of claimed files are not synced on their own (see release): make them durable
+        // before an entry's attempts and times change, so a power loss cannot bring back its claimed file.
+        try await directorySync.sync(incoming)
         try await store([(entry, message)], state: new)
         if old != new {
             try FileSystem.removeFileIfPresent(folder(old) + "/" + entry.id)

@@ -71,6 +71,8 @@ public actor IngestStage {
     private var stopped = false
     private var takenThisMinute = 0
     private var minuteStart = ContinuousClock.now
+    /// When the spool's free space was last looked at (``waitForSpace()``).
+    private var lastSpaceCheck = ContinuousClock.now - .seconds(60)
 
     public init(settings: IngestSettings, context: StageContext) {
         self.settings = settings
@@ -194,7 +196,11 @@ public actor IngestStage {
         let queue = context.queue
         let path = directory.path + "/" + name
         let byRename = claimsByRename[directoryIndex]
-        let outcome = await BlockingPool.shared.run { Self.claim(path: path, name: name, directory: directory, byRename: byRename, queue: queue) }
+        let limit = readLimit
+        // Claim and read in one trip to the blocking pool, through the descriptor the claim checked.
+        let outcome = await BlockingPool.shared.run {
+            Self.claim(path: path, name: name, directory: directory, byRename: byRename, queue: queue, readLimit: limit)
+        }
         switch outcome {
         case .skipped:
             return
@@ -203,12 +209,19 @@ public actor IngestStage {
             context.telemetry.hostileFile(path, reason: reason, source: directory.source)
         case .failed(let error):
             context.log.warning("cannot claim \(path): \(error); it stays in place and is retried at the next rescan")
-        case .claimed(let claimed):
+        case .claimed(let claimed, let content):
             FaultInjection.checkpoint("claim")
             context.telemetry.claimed(directory.source)
-            if let item = await Self.read(claimed, sourceDirectory: directory.path, readLimit: readLimit, log: context.log) {
-                await output.send(item)
+            let item: PipelineItem?
+            switch content {
+            case .success(let (size, bytes)):
+                var read = PipelineItem(claimed: claimed, sourceDirectory: directory.path, arrival: Date(), size: size, bytes: bytes)
+                read.isTruncated = size > readLimit
+                item = read
+            case .failure:
+                item = await Self.read(claimed, sourceDirectory: directory.path, readLimit: readLimit, log: context.log)
             }
+            if let item { await output.send(item) }
         }
     }
 
@@ -216,13 +229,18 @@ public actor IngestStage {
     /// The free space is checked again every second (there is no event for "space returned").
     private func waitForSpace() async {
         let minimum = settings.minFreeSpace.bytes
-        guard minimum > 0, let free = FileSystem.availableBytes(at: context.queue.root), free < minimum else { return }
+        // At most one statfs a second while there is room (not one per file): a burst cannot fill
+        // the margin in a second at the rates this disk takes, and a write that does hit ENOSPC defers.
+        guard minimum > 0, ContinuousClock.now - lastSpaceCheck >= .seconds(1) else { return }
+        lastSpaceCheck = .now
+        guard let free = FileSystem.availableBytes(at: context.queue.root), free < minimum else { return }
         context.log.warning("intake paused: the spool filesystem has \(ByteSize(bytes: free)) free, less than minFreeSpace \(settings.minFreeSpace); files wait in place until space returns")
         context.telemetry.intakePaused(true)
         while !stopped, (FileSystem.availableBytes(at: context.queue.root) ?? minimum) < minimum {
             try? await Task.sleep(for: .seconds(1))
         }
         context.telemetry.intakePaused(false)
+        lastSpaceCheck = .now
         if !stopped { context.log.notice("intake resumed: the spool filesystem has room again") }
     }
 
@@ -241,11 +259,14 @@ public actor IngestStage {
     }
 
     enum ClaimOutcome: Sendable {
-        case claimed(ClaimedFile), skipped, hostile(String), failed(SystemError)
+        /// Claimed; with its size and bytes (a huge file only up to its header), or why they could
+        /// not be read through the claim's descriptor (they are then read again by path).
+        case claimed(ClaimedFile, Result<(Int64, [UInt8]), SystemError>)
+        case skipped, hostile(String), failed(SystemError)
     }
 
     /// Checks the entry without following it, and claims it when it is a complete regular file.
-    static func claim(path: String, name: String, directory: Directory, byRename: Bool, queue: QueueStore) -> ClaimOutcome {
+    static func claim(path: String, name: String, directory: Directory, byRename: Bool, queue: QueueStore, readLimit: Int64) -> ClaimOutcome {
         guard let status = FileSystem.status(of: path) else { return .skipped }
         if let problem = hostileKind(status) {
             return rejectInPlace(path: path, name: name, directory: directory.path, reason: problem)
@@ -266,10 +287,14 @@ public actor IngestStage {
         guard opened.inode == status.inode, opened.device == status.device else { return .skipped }
         guard file.isClosedByWriters() else { return .skipped }
         do {
-            if byRename {
-                return .claimed(try queue.claim(path: path, name: name, source: directory.source))
+            let claimed = byRename ? try queue.claim(path: path, name: name, source: directory.source)
+                                   : try queue.claimByCopy(path: path, name: name, source: directory.source)
+            // The descriptor still names the same inode after the rename, and no writer has it open.
+            let content = Result { () throws(SystemError) -> (Int64, [UInt8]) in
+                let limit = opened.size > readLimit ? 256 * 1024 : Int(opened.size) + 1
+                return (opened.size, try file.read(upTo: limit, regularFile: true))
             }
-            return .claimed(try queue.claimByCopy(path: path, name: name, source: directory.source))
+            return .claimed(claimed, content)
         } catch {
             return error.isNotFound ? .skipped : .failed(error)
         }
@@ -304,7 +329,7 @@ public actor IngestStage {
                 let file = try OpenFile.open(claimed.path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
                 let status = try file.status()
                 let limit = status.size > readLimit ? 256 * 1024 : Int(status.size) + 1
-                return (status, try file.read(upTo: limit))
+                return (status, try file.read(upTo: limit, regularFile: true))
             }
         }
         switch result {

@@ -83,7 +83,25 @@ public final class OpenFile {
     }
 
     /// Reads up to `limit` bytes from the current offset.
-    public func read(upTo limit: Int) throws(SystemError) -> [UInt8] {
+    ///
+    /// `regularFile: true` stops at the first short read: for a regular file the kernel returns
+    /// fewer bytes than asked only at the end of the file, so asking for one byte more than its
+    /// size reads it with one `read(2)` instead of two (the second only to see 0).
+    public func read(upTo limit: Int, regularFile: Bool = false) throws(SystemError) -> [UInt8] {
+        if regularFile, limit <= 1 << 20 {
+            var failure: Int32 = 0
+            let bytes = [UInt8](unsafeUninitializedCapacity: max(limit, 1)) { buffer, initialized in
+                initialized = 0
+                while initialized < limit {
+                    let count = retrying { Glibc.read(descriptor, buffer.baseAddress! + initialized, limit - initialized) }
+                    if count < 0 { failure = errno; return }
+                    initialized += count
+                    if count == 0 || initialized < limit { return }
+                }
+            }
+            if failure != 0 { throw SystemError(operation: "read", path: path, errno: failure) }
+            return bytes
+        }
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: min(max(limit, 1), 1 << 20))
         while result.count < limit {
@@ -205,7 +223,7 @@ public enum FileSystem {
     public static func writeAtomically(_ bytes: some Collection<UInt8>, to path: String, sync: Bool = true, mode: mode_t = 0o640) throws(SystemError) {
         let directory = (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
-        let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(name).\(getpid()).tmp"
+        let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(name).\(cachedProcessID).tmp"
         do {
             let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: mode)
             try file.writeAll(bytes)
@@ -255,6 +273,8 @@ public enum FileSystem {
     }
 
     public static var processID: Int32 { getpid() }
+    /// Read once: temporary names need it for every write, and Postroom never forks.
+    private static let cachedProcessID = getpid()
 
     /// SIGKILL to this process: no clean-up of any kind (fault injection).
     public static func killSelf() { kill(getpid(), SIGKILL) }
