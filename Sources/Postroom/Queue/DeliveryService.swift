@@ -15,6 +15,8 @@ public final class DeliveryService: Sendable {
     let telemetry: Telemetry
     /// Records in-flight attempts so a crash during one counts against that entry (poison).
     public let journal: PoisonJournal
+    /// Queue ids delivered inline in this run whose claimed file is not released yet (see ``deliverInline(_:entries:)``).
+    let inlineAttempts = Mutex<Set<String>>([])
 
     public init(settings: DeliverSettings, store: QueueStore, connectors: [any Connector], log: Logger, telemetry: Telemetry) {
         self.settings = settings
@@ -70,6 +72,7 @@ public final class DeliveryService: Sendable {
         if !entries.isEmpty { try await store.store(entries, state: state) }
         FaultInjection.checkpoint("store")
         try await store.release(item.claimed)
+        inlineAttempts.withLock { _ = $0.remove(item.queueID) }
         if let reason = item.holdReason, !entries.isEmpty {
             log.notice("held \(entries.map(\.0.id).joined(separator: ", ")): \(reason); `postroom queue release ID` delivers it")
         }

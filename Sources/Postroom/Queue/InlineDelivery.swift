@@ -34,10 +34,15 @@ extension DeliveryService {
         let inline = entries.map { entry, _ in queues[entry.connector].map { Self.deliversInline($0.connector) } ?? false }
         guard inline.contains(true) else { return entries }
         try await store.syncClaim(sourceDirectory: item.sourceDirectory)
+        // A message that failed after an inline attempt (a queue write, the release) comes back with
+        // the same queue id and looks fresh; its copies may exist now, so the connectors must look.
+        let seenBefore = inlineAttempts.withLock { !$0.insert(item.queueID).inserted }
         var pending: [(QueueEntry, [UInt8])] = []
-        for ((entry, message), isInline) in zip(entries, inline) {
+        for ((original, message), isInline) in zip(entries, inline) {
+            var entry = original
+            if seenBefore { entry.isFresh = false }
             guard isInline, let connector = queues[entry.connector]?.connector else {
-                pending.append((entry, message))
+                pending.append((original, message))
                 continue
             }
             let results = await connector.deliver(entry, message: message)

@@ -71,8 +71,10 @@ public actor IngestStage {
     private var stopped = false
     private var takenThisMinute = 0
     private var minuteStart = ContinuousClock.now
-    /// When the spool's free space was last looked at (``waitForSpace()``).
+    /// When the spool's free space was last looked at (``waitForSpace()``), and how far above
+    /// `minFreeSpace` it was then, less the files claimed since.
     private var lastSpaceCheck = ContinuousClock.now - .seconds(60)
+    private var spaceHeadroom: Int64 = 0
 
     public init(settings: IngestSettings, context: StageContext) {
         self.settings = settings
@@ -215,6 +217,7 @@ public actor IngestStage {
             let item: PipelineItem?
             switch content {
             case .success(let (size, bytes)):
+                spaceHeadroom -= size
                 var read = PipelineItem(claimed: claimed, sourceDirectory: directory.path, arrival: Date(), size: size, bytes: bytes)
                 read.isTruncated = size > readLimit
                 item = read
@@ -229,11 +232,15 @@ public actor IngestStage {
     /// The free space is checked again every second (there is no event for "space returned").
     private func waitForSpace() async {
         let minimum = settings.minFreeSpace.bytes
-        // At most one statfs a second while there is room (not one per file): a burst cannot fill
-        // the margin in a second at the rates this disk takes, and a write that does hit ENOSPC defers.
-        guard minimum > 0, ContinuousClock.now - lastSpaceCheck >= .seconds(1) else { return }
+        // Not one statfs per file: while the last look found plenty of room above the minimum, and
+        // the files claimed since then have not used it up, the next look waits up to a second
+        // (other writers share the filesystem). Near the minimum every file looks again.
+        guard minimum > 0 else { return }
+        if spaceHeadroom > 64 << 20, ContinuousClock.now - lastSpaceCheck < .seconds(1) { return }
         lastSpaceCheck = .now
-        guard let free = FileSystem.availableBytes(at: context.queue.root), free < minimum else { return }
+        let available = FileSystem.availableBytes(at: context.queue.root)
+        spaceHeadroom = available.map { $0 - minimum } ?? 0
+        guard let free = available, free < minimum else { return }
         context.log.warning("intake paused: the spool filesystem has \(ByteSize(bytes: free)) free, less than minFreeSpace \(settings.minFreeSpace); files wait in place until space returns")
         context.telemetry.intakePaused(true)
         while !stopped, (FileSystem.availableBytes(at: context.queue.root) ?? minimum) < minimum {
