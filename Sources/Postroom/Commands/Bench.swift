@@ -312,7 +312,9 @@ struct BenchRun {
         // Flush the staged files now, so the daemon's fsyncs do not pay for the bench's writes.
         sync()
 
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        // POSTROOM_BENCH_DAEMON runs another build's daemon under this bench (before/after comparisons).
+        let executable = ProcessInfo.processInfo.environment["POSTROOM_BENCH_DAEMON"]
+            ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let daemonArguments = ["run", pipelinePath, "--spool", spool]
         var sent = [ContinuousClock.Instant?](repeating: nil, count: messages.count)
         var first: ContinuousClock.Instant

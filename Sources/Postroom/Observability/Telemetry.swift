@@ -146,7 +146,8 @@ public final class Telemetry: Sendable {
     /// Appends one event to the tracking log; a failing log is reported but never stops mail.
     public func track(_ event: TrackingEvent) {
         guard let tracking else { return }
-        do { try tracking.append(event) } catch { log.warning("cannot write the tracking log: \(error)") }
+        // Operator actions are written at once: the operator may run `postroom trace` next.
+        do { try tracking.append(event, writeNow: event.source == .admin) } catch { log.warning("cannot write the tracking log: \(error)") }
     }
 
     public func close() {

@@ -69,13 +69,15 @@ public final class TrackingLog: Sendable {
     /// Appends one event. Encoding happens outside the lock; only the write is serialised.
     /// Throws ``ObservabilityError`` when the log cannot be written (callers usually report and go on:
     /// tracking must not stop mail).
-    public func append(_ event: TrackingEvent) throws {
+    /// `writeNow` writes it (and anything pending) at once, whatever the buffering: for events a
+    /// person is waiting to see, such as an operator's command answered by the daemon.
+    public func append(_ event: TrackingEvent, writeNow: Bool = false) throws {
         let line = event.jsonLine()
         try state.withLock { s in
             guard !s.closed else { throw ObservabilityError.syscall(call: "write", errno: EBADF, detail: path) }
             s.pending.append(line)
             s.pendingBytes += line.count
-            if s.pendingBytes > bufferBytes {
+            if writeNow || s.pendingBytes > bufferBytes {
                 try writePending(&s)
             } else if let flushAfter, !s.flushScheduled {
                 s.flushScheduled = true
