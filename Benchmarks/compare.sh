@@ -19,6 +19,9 @@
 #   GENMAIL_ARGS   genmail.py options (default "--users alice": one recipient per message)
 #   FSLIMIT_JOBS   fslimit thread counts, one row each (default "8 4"; the first is the target's)
 #   SKIP_POSTFIX=1 leave Postfix out even when it is installed
+#   SETTLE_SECONDS seconds to wait before each measurement (default 0). On ext4 without a journal, a
+#                  file created soon after many were deleted costs a search past every inode freed in
+#                  the last half minute or so; 35 makes no measurement pay for the previous one's clean-up
 set -euo pipefail
 
 if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
@@ -74,6 +77,8 @@ else
   echo "== postfix: not installed (apt-get install -y postfix) or SKIP_POSTFIX=1; left out" >&2
 fi
 
+settle() { [ "${SETTLE_SECONDS:-0}" -gt 0 ] && sleep "$SETTLE_SECONDS"; return 0; }
+
 declare -A rate cpu user sys
 add() { # add KEY VALUE into an array named by $1
   local -n table=$1
@@ -81,6 +86,7 @@ add() { # add KEY VALUE into an array named by $1
 }
 
 for round in $(seq 1 "$runs"); do
+  settle
   echo "== round $round of $runs: postroom bench --from ($n messages)" >&2
   line=$(cd "$repo" && "$postroom" bench --from "$work/msgs" | tee >(cat >&2) | grep '^RESULT postroom')
   add rate postroom "$(field msgs_per_s "$line")"
@@ -92,6 +98,7 @@ for round in $(seq 1 "$runs"); do
   add rate rss "$(field peak_rss_mb "$line")"
 
   for j in "${jobs_list[@]}"; do
+    settle
     echo "== round $round of $runs: fslimit --sync file+dir --queue -j $j" >&2
     rm -rf "$work/fsl-src" "$work/fsl-dst"
     cp -r "$work/msgs" "$work/fsl-src"
@@ -108,6 +115,7 @@ for round in $(seq 1 "$runs"); do
 
   if $have_postfix; then
     for mode in sendmail smtp; do
+      settle
       echo "== round $round of $runs: postfix $mode" >&2
       out=$("$shared/run-postfix.sh" "$n" "$work/postfix" "$mode" | tee >(cat >&2) | tail -1)
       # run-postfix.sh prints an integer msgs/s; recompute it from its seconds for one decimal.
