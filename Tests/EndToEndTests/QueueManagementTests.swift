@@ -101,6 +101,8 @@ import Testing
         #expect(harness.queued("poison").count == 1)
         #expect(harness.queued("poison").first?.hasSuffix("poison.eml") == true)
         #expect(harness.log.contains("parked as poison"))
+        // The daemon writes the tracking log in batches (within 25 ms).
+        try? await waitUntil("the POISON event", timeout: 10) { !harness.trackingLines("POISON").isEmpty }
         #expect(!harness.trackingLines("POISON").isEmpty)
         #expect(try await harness.stop() == 0)
     }

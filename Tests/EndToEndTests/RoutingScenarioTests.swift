@@ -37,7 +37,10 @@ import Testing
         #expect(!report.contains("Final-Recipient: rfc822; someone@elsewhere.org"))
         #expect(harness.deliveredFiles().count == 6)
         // The tracking log tells the whole story, and trace finds it by Message-ID from any copy.
-        for event in ["RECEIVE", "EXPAND", "RESOLVE", "ROUTE", "SUBMIT", "DELIVER", "DROP", "DSN"] {
+        let events = ["RECEIVE", "EXPAND", "RESOLVE", "ROUTE", "SUBMIT", "DELIVER", "DROP", "DSN"]
+        // The daemon writes the tracking log in batches (within 25 ms), so the last lines may follow the files.
+        try? await waitUntil("every event in the tracking log", timeout: 10) { events.allSatisfy { !harness.trackingLines($0).isEmpty } }
+        for event in events {
             #expect(!harness.trackingLines(event).isEmpty, "no \(event) event")
         }
         let outbound = harness.files(under: "drop/outbound")[0]
