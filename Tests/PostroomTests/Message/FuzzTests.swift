@@ -183,7 +183,7 @@ struct FuzzTests {
             _ = Self.measure(smallInput)
             let smallTime = min(Self.measure(smallInput), Self.measure(smallInput))
             let largeTime = min(Self.measure(largeInput), Self.measure(largeInput))
-            #expect(largeTime < .seconds(20), "\(name): 1 MB took \(largeTime)")
+            #expect(largeTime < .seconds(60), "\(name): 1 MB took \(largeTime)")
             // Linear work grows 10×; allow 30× (plus slack for tiny timings) so it never flakes.
             #expect(largeTime <= smallTime * 30 + .milliseconds(100), "\(name): 100 KB \(smallTime), 1 MB \(largeTime)")
         }

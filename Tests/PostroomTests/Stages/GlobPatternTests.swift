@@ -34,6 +34,6 @@ struct GlobPatternTests {
         let pattern = GlobPattern(String(repeating: "*a", count: 30) + "b")
         let start = ContinuousClock.now
         #expect(!pattern.matches(text))
-        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(ContinuousClock.now - start < .seconds(30), "exponential backtracking would take years; 30 s leaves room for a starved test runner")
     }
 }
