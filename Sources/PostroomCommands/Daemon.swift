@@ -146,7 +146,7 @@ public enum Daemon {
             let controlTask = Task { await control.run() }
             let metricsTask = Task { [current] in await publishMetrics(pipeline: current, spool: spool, runner: runner, log: log) }
             await lifecycle.attach(runner)
-            log.notice("pipeline \(current.name) running on spool \(spool), watching \(runner.ingest.watchedDirectories.joined(separator: ", "))")
+            // The runner logs "pipeline … running on spool …" once its intake watches are in place.
             var failure: (any Error)?
             do { try await runner.run() } catch { failure = error }
             await control.stop()

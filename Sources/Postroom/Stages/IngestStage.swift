@@ -135,6 +135,9 @@ public actor IngestStage {
             try settings.prepareDirectory(directory.path)
             try watch(index, inotify: inotify)
         }
+        // Only now, with every watch in place, is a file dropped in guaranteed to be seen: operators
+        // and scripts (and the tests) take this line as the signal that the daemon is watching.
+        context.log.notice("pipeline \(context.pipeline.name) running on spool \(context.spool), watching \(watchedDirectories.joined(separator: ", "))")
         let events = inotify.events()
         let pause = eventPause
         let pump = Task { [signals] in
