@@ -32,7 +32,7 @@ public struct RawFileName: Sendable, Hashable, Comparable, CustomStringConvertib
                 index += 1
                 continue
             }
-            let length = Self.utf8SequenceLength(bytes, at: index)
+            let length = UTF8Validation.sequenceLength(in: bytes, at: index)
             if length > 0 {
                 out += String(decoding: bytes[index..<(index + length)], as: UTF8.self)
                 index += length
@@ -59,31 +59,6 @@ public struct RawFileName: Sendable, Hashable, Comparable, CustomStringConvertib
     public static func < (lhs: RawFileName, rhs: RawFileName) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
 
     private static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte }
-
-    /// The length of the valid UTF-8 sequence at `index`, or 0 when there is none.
-    static func utf8SequenceLength(_ bytes: [UInt8], at index: Int) -> Int {
-        let lead = bytes[index]
-        let length: Int
-        var lower: UInt8 = 0x80
-        var upper: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; lower = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; upper = 0x9F
-        case 0xF0: length = 4; lower = 0x90
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; upper = 0x8F
-        default: return 0
-        }
-        guard index + length <= bytes.count else { return 0 }
-        for offset in 1..<length {
-            let byte = bytes[index + offset]
-            let (low, high) = offset == 1 ? (lower, upper) : (UInt8(0x80), UInt8(0xBF))
-            guard byte >= low, byte <= high else { return 0 }
-        }
-        return length
-    }
 }
 
 /// A path whose last component is a ``RawFileName``: the directory is text (it comes
@@ -150,5 +125,35 @@ extension OpenFile {
         let fd = path.cString.withUnsafeBufferPointer { name in retrying { Glibc.open(name.baseAddress!, flags | O_CLOEXEC, mode) } }
         guard fd >= 0 else { throw SystemError(operation: "open", path: path.display, errno: errno) }
         return OpenFile(descriptor: fd, path: path.display)
+    }
+}
+
+/// Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF), byte by byte,
+/// for the places that must tell valid UTF-8 from other bytes without transcoding anything: file
+/// names from the kernel, and addresses (RFC 6532).
+public enum UTF8Validation {
+    /// The length of the valid UTF-8 sequence starting at `index`, or 0 when there is none.
+    public static func sequenceLength<Bytes: RandomAccessCollection<UInt8>>(in bytes: Bytes, at index: Int) -> Int where Bytes.Index == Int {
+        let lead = bytes[index]
+        let length: Int
+        var lower: UInt8 = 0x80
+        var upper: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; lower = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; upper = 0x9F
+        case 0xF0: length = 4; lower = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; upper = 0x8F
+        default: return 0
+        }
+        guard index + length <= bytes.endIndex else { return 0 }
+        for offset in 1..<length {
+            let byte = bytes[index + offset]
+            let (low, high) = offset == 1 ? (lower, upper) : (UInt8(0x80), UInt8(0xBF))
+            guard byte >= low, byte <= high else { return 0 }
+        }
+        return length
     }
 }

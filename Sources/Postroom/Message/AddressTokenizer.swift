@@ -1,3 +1,5 @@
+import PostroomSystem
+
 /// The lexical layer of ``AddressParser``: header-value bytes split into RFC 5322 tokens,
 /// each remembering where it was written, so an unusable list element can be quoted
 /// exactly as written in a report.
@@ -155,7 +157,7 @@ enum AddressTokenizer {
                 index += 1
                 continue
             }
-            let length = utf8SequenceLength(bytes, at: index)
+            let length = UTF8Validation.sequenceLength(in: bytes, at: index)
             if length > 0 {
                 out += String(decoding: bytes[index..<(index + length)], as: UTF8.self)
                 index += length
@@ -172,31 +174,6 @@ enum AddressTokenizer {
         return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
     }
 
-    /// The length of the valid UTF-8 sequence starting at `index`, or 0 when there is none.
-    static func utf8SequenceLength(_ bytes: ArraySlice<UInt8>, at index: Int) -> Int {
-        let lead = bytes[index]
-        let length: Int
-        var lower: UInt8 = 0x80
-        var upper: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; lower = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; upper = 0x9F
-        case 0xF0: length = 4; lower = 0x90
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; upper = 0x8F
-        default: return 0
-        }
-        guard index + length <= bytes.endIndex else { return 0 }
-        for offset in 1..<length {
-            let byte = bytes[index + offset]
-            let (low, high) = offset == 1 ? (lower, upper) : (UInt8(0x80), UInt8(0xBF))
-            guard byte >= low, byte <= high else { return 0 }
-        }
-        return length
-    }
-
     /// Whether every byte is ASCII or part of valid UTF-8 (RFC 6532).
     static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
         var index = 0
@@ -206,7 +183,7 @@ enum AddressTokenizer {
                 index += 1
                 continue
             }
-            let length = utf8SequenceLength(slice, at: index)
+            let length = UTF8Validation.sequenceLength(in: slice, at: index)
             guard length > 0 else { return false }
             index += length
         }
