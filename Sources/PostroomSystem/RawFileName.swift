@@ -18,31 +18,7 @@ public struct RawFileName: Sendable, Hashable, Comparable, CustomStringConvertib
     /// The name for people: valid UTF-8 as is; bytes that are not part of valid UTF-8
     /// and control characters as `\xNN`, so a log line or reason file stays one
     /// readable line and no byte is silently replaced.
-    public var display: String {
-        var out = ""
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte < 0x80 {
-                if byte < 0x20 || byte == 0x7F {
-                    out += String(format: "\\x%02X", byte)
-                } else {
-                    out.unicodeScalars.append(Unicode.Scalar(byte))
-                }
-                index += 1
-                continue
-            }
-            let length = UTF8Validation.sequenceLength(in: bytes, at: index)
-            if length > 0 {
-                out += String(decoding: bytes[index..<(index + length)], as: UTF8.self)
-                index += length
-            } else {
-                out += String(format: "\\x%02X", byte)
-                index += 1
-            }
-        }
-        return out
-    }
+    public var display: String { UTF8Validation.escaped(bytes) }
 
     public var description: String { display }
 
@@ -132,6 +108,43 @@ extension OpenFile {
 /// for the places that must tell valid UTF-8 from other bytes without transcoding anything: file
 /// names from the kernel, and addresses (RFC 6532).
 public enum UTF8Validation {
+    /// Bytes as text for a person: valid UTF-8 as is, every other byte and every control
+    /// character as `\xNN`, so nothing is transcoded or silently replaced. `keepingTabs` leaves
+    /// tabs as they are; `droppingLineBreaks` leaves out CR and LF (unfolding a header value).
+    public static func escaped<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes, keepingTabs: Bool = false,
+                                                                    droppingLineBreaks: Bool = false) -> String where Bytes.Index == Int {
+        var out = ""
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte < 0x80 {
+                if droppingLineBreaks && (byte == 0x0D || byte == 0x0A) {
+                    // left out
+                } else if byte < 0x20 && !(keepingTabs && byte == 0x09) || byte == 0x7F {
+                    out += hex(byte)
+                } else {
+                    out.unicodeScalars.append(Unicode.Scalar(byte))
+                }
+                index += 1
+                continue
+            }
+            let length = sequenceLength(in: bytes, at: index)
+            if length > 0 {
+                out += String(decoding: bytes[index..<(index + length)], as: UTF8.self)
+                index += length
+            } else {
+                out += hex(byte)
+                index += 1
+            }
+        }
+        return out
+    }
+
+    private static func hex(_ byte: UInt8) -> String {
+        let digits = Array("0123456789ABCDEF".utf8)
+        return "\\x" + String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
+    }
+
     /// The length of the valid UTF-8 sequence starting at `index`, or 0 when there is none.
     public static func sequenceLength<Bytes: RandomAccessCollection<UInt8>>(in bytes: Bytes, at index: Int) -> Int where Bytes.Index == Int {
         let lead = bytes[index]

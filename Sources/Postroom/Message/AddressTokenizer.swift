@@ -138,40 +138,9 @@ enum AddressTokenizer {
     }
 
     /// Bytes as text for a person: unfolded, and every byte that is not part of valid
-    /// UTF-8 (or is a control character) written as `\xNN`, so nothing is transcoded.
+    /// UTF-8 (or is a control character other than a tab) written as `\xNN`, so nothing is transcoded.
     static func escapedText(_ bytes: ArraySlice<UInt8>) -> String {
-        var out = ""
-        var index = bytes.startIndex
-        while index < bytes.endIndex {
-            let byte = bytes[index]
-            if byte == 0x0D || byte == 0x0A {
-                index += 1
-                continue
-            }
-            if byte < 0x80 {
-                if byte < 0x20 && byte != 0x09 || byte == 0x7F {
-                    out += "\\x" + hex(byte)
-                } else {
-                    out.unicodeScalars.append(Unicode.Scalar(byte))
-                }
-                index += 1
-                continue
-            }
-            let length = UTF8Validation.sequenceLength(in: bytes, at: index)
-            if length > 0 {
-                out += String(decoding: bytes[index..<(index + length)], as: UTF8.self)
-                index += length
-            } else {
-                out += "\\x" + hex(byte)
-                index += 1
-            }
-        }
-        return out
-    }
-
-    private static func hex(_ byte: UInt8) -> String {
-        let digits = Array("0123456789ABCDEF".utf8)
-        return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
+        UTF8Validation.escaped(bytes, keepingTabs: true, droppingLineBreaks: true)
     }
 
     /// Whether every byte is ASCII or part of valid UTF-8 (RFC 6532).
