@@ -139,8 +139,18 @@ final class PostfixInstance: @unchecked Sendable {
 
     /// Starts Postfix and waits until its smtpd answers.
     func start() async throws {
-        let status = try await postfix("start")
-        #expect(status == 0, "postfix -c \(root) start failed: \(log)")
+        // A restart on a busy runner once failed in CI: `postfix stop` returns after signalling
+        // master, whose children may still hold the lock or the listening port for a moment.
+        // Start once the old master is gone, and try again a few times before giving up.
+        var status: Int32 = -1
+        for attempt in 0..<5 {
+            // An old smtpd that still holds the listening socket makes master's bind fail.
+            if attempt > 0 { try await Task.sleep(for: .seconds(1)) }
+            try await waitForMasterToExit()
+            status = try await postfix("start")
+            if status == 0 { break }
+        }
+        #expect(status == 0, "postfix -c \(root) start failed: \(log.split(separator: "\n").suffix(30).joined(separator: "\n"))")
         running = true
         let port = self.port
         let deadline = ContinuousClock.now + .seconds(60)
@@ -152,7 +162,18 @@ final class PostfixInstance: @unchecked Sendable {
 
     func stop() async throws {
         try await postfix("stop")
+        try await waitForMasterToExit()
         running = false
+    }
+
+    private func waitForMasterToExit() async throws {
+        let root = self.root
+        let deadline = ContinuousClock.now + .seconds(60)
+        // `postfix status` exits 0 while this instance's master holds its pid lock.
+        while try await offThePool({ Result { try PostfixInstance.run(root: root, "status") } }).get() == 0 {
+            if ContinuousClock.now > deadline { throw WaitTimeout(what: "Postfix's master in \(root) to exit", seconds: 60) }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     /// Replaces the recipient access map and makes smtpd use it.
