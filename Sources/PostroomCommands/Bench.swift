@@ -121,6 +121,8 @@ public enum Bench {
       --relay-maildir M measure an smtp last hop: watch the Maildir M (its new/) that the
                         smart host delivers into, instead of the pipeline's mailboxes
                         (Benchmarks/compare.sh sets up Postfix for this)
+    POSTROOM_BENCH_DAEMON=PATH runs PATH as the daemon instead of this executable (another
+                        build, or a wrapper script that runs it under strace or perf)
 
     Latency of a message: from its rename into pickup/ to the rename of its last copy into
     new/, seen by the bench through inotify. Peak RSS and CPU: the daemon's own, from the
@@ -220,7 +222,9 @@ struct BenchRun {
         // Flush the staged files now, so the daemon's fsyncs do not pay for the bench's writes.
         sync()
 
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        // POSTROOM_BENCH_DAEMON runs another daemon (another build, or a wrapper under strace or perf).
+        let executable = ProcessInfo.processInfo.environment["POSTROOM_BENCH_DAEMON"]
+            ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let daemonArguments = ["run", pipelinePath, "--spool", spool]
         var sent = [ContinuousClock.Instant?](repeating: nil, count: messages.count)
         var first: ContinuousClock.Instant

@@ -29,11 +29,16 @@ public final class BlockingPool: Sendable {
         }
     }
 
+    /// Queues `job` to run on a pool thread; returns at once.
+    public func submit(_ job: @escaping @Sendable () -> Void) {
+        jobs.withLock { $0.append(job) }
+        available.signal()
+    }
+
     /// Runs `body` on a pool thread and returns its result.
     public func run<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
         let result: Result<T, E> = await withCheckedContinuation { continuation in
-            jobs.withLock { $0.append { continuation.resume(returning: Result { () throws(E) -> T in try body() }) } }
-            available.signal()
+            submit { continuation.resume(returning: Result { () throws(E) -> T in try body() }) }
         }
         return try result.get()
     }
@@ -61,12 +66,14 @@ public final class DirectorySync: Sendable {
                 table[directory]!.running = true
                 return true
             }
-            if lead { Task { await self.lead(directory) } }
+            // The leader runs on a pool thread itself: no task hop before the fsync, none after it.
+            if lead { pool.submit { self.lead(directory) } }
         }
         try result.get()
     }
 
-    private func lead(_ directory: String) async {
+    /// Fsyncs `directory` until no caller is waiting; each fsync answers every caller queued before it started.
+    private func lead(_ directory: String) {
         while true {
             let batch = directories.withLock { table -> [CheckedContinuation<Result<Void, SystemError>, Never>] in
                 let waiting = table[directory]?.waiting ?? []
@@ -78,7 +85,7 @@ public final class DirectorySync: Sendable {
                 return waiting
             }
             if batch.isEmpty { return }
-            let outcome: Result<Void, SystemError> = await pool.run { Result { () throws(SystemError) in try FileSystem.syncDirectory(directory) } }
+            let outcome = Result { () throws(SystemError) in try FileSystem.syncDirectory(directory) }
             for waiter in batch { waiter.resume(returning: outcome) }
         }
     }

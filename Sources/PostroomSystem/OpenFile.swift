@@ -40,7 +40,13 @@ public final class OpenFile {
     }
 
     /// Reads up to `limit` bytes from the current offset.
-    public func read(upTo limit: Int) throws(SystemError) -> [UInt8] {
+    ///
+    /// `regularFile: true` stops at the first short read: for a regular file the kernel returns
+    /// fewer bytes than asked only at the end of the file, so asking for one byte more than its
+    /// size reads it with one `read(2)` instead of two (the second only to see 0). The buffer is
+    /// then `limit` bytes from the start, so pass a limit near the file's size.
+    public func read(upTo limit: Int, regularFile: Bool = false) throws(SystemError) -> [UInt8] {
+        if regularFile { return try readRegularFile(upTo: limit) }
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: min(max(limit, 1), 1 << 20))
         while result.count < limit {
@@ -50,6 +56,23 @@ public final class OpenFile {
             if count == 0 { break }
             result.append(contentsOf: chunk[0..<count])
         }
+        return result
+    }
+
+    private func readRegularFile(upTo limit: Int) throws(SystemError) -> [UInt8] {
+        guard limit > 0 else { return [] }
+        var result = [UInt8](repeating: 0, count: limit)
+        var filled = 0
+        while filled < limit {
+            let want = limit - filled
+            let count = result.withUnsafeMutableBytes { buffer in
+                retrying { Glibc.read(descriptor, buffer.baseAddress! + filled, want) }
+            }
+            if count < 0 { throw SystemError(operation: "read", path: path, errno: errno) }
+            filled += count
+            if count < want { break }
+        }
+        result.removeSubrange(filled...)
         return result
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import PostroomSystem
+import Synchronization
 
 /// Delivers into Maildir folders: `tmp/` → fsync → rename into `new/` → fsync `new/`.
 ///
@@ -11,6 +12,8 @@ public struct MaildirConnector: Connector {
     let spool: String
     let hostname: String
     let directorySync: DirectorySync
+    /// Mailboxes whose `tmp/new/cur` this run has made or found: made once, not on every delivery.
+    let preparedFolders = PreparedFolders()
 
     public func deliver(_ entry: QueueEntry, message: [UInt8]) async -> [DeliveryResult] {
         var results: [DeliveryResult] = []
@@ -55,25 +58,37 @@ public struct MaildirConnector: Connector {
         // A fresh entry was never attempted, so no earlier copy can exist; otherwise look in new/
         // and in cur/ (a reader may have moved it there and added flags after ":2,").
         let mayExist = !entry.isFresh
+        let prepared = preparedFolders
         let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
             Result { () throws(SystemError) -> Bool in
                 if mayExist, FileSystem.exists(folder + "/new/" + name) || FileSystem.exists(folder + "/cur/" + name)
                     || ((try? FileSystem.contents(of: folder + "/cur")) ?? []).contains(where: { $0.hasPrefix(name + ":") }) {
                     return false
                 }
-                if let permissions {
-                    // The mailbox folder and its tmp/new/cur shared with the group (Dovecot as another user).
-                    try permissions.prepare(folder, privateMode: 0o700, spool: spool)
-                    for sub in ["/tmp", "/new", "/cur"] { try permissions.prepare(folder + sub, privateMode: 0o700) }
-                } else {
-                    for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
+                func makeFolders() throws(SystemError) {
+                    if let permissions {
+                        // The mailbox folder and its tmp/new/cur shared with the group (Dovecot as another user).
+                        try permissions.prepare(folder, privateMode: 0o700, spool: spool)
+                        for sub in ["/tmp", "/new", "/cur"] { try permissions.prepare(folder + sub, privateMode: 0o700) }
+                    } else {
+                        for sub in ["tmp", "new", "cur"] { try FileSystem.createDirectory(folder + "/" + sub, mode: 0o700) }
+                    }
+                    prepared.add(folder)
                 }
+                if !prepared.contains(folder) { try makeFolders() }
                 if let quota {
                     let used = try FileSystem.usage(of: folder + "/new").bytes + FileSystem.usage(of: folder + "/cur").bytes
                     if used + Int64(message.count) > quota { throw SystemError.overQuota(operation: "quota", path: folder) }
                 }
                 let temporary = folder + "/tmp/" + name
-                let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+                let file: OpenFile
+                do throws(SystemError) {
+                    file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+                } catch where error.isNotFound {
+                    // The mailbox was removed while Postroom ran: make it again.
+                    try makeFolders()
+                    file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+                }
                 if let permissions { try Ownership.apply(to: file, mode: permissions.fileMode(private: 0o600), group: permissions.groupID) }
                 try file.writeAll(Array(header.utf8) + message)
                 try file.sync()
@@ -90,8 +105,22 @@ public struct MaildirConnector: Connector {
             return .delivered
         case .failure(let error):
             try? FileSystem.removeFileIfPresent(folder + "/tmp/" + name)
+            // Part of the mailbox is gone (new/ renamed away, say): the retry makes its folders again.
+            if error.isNotFound { preparedFolders.remove(folder) }
             if error.isOverQuota { return .deferred("mailbox \(user) is over its quota") }
             return error.isTransient ? .deferred("\(error)") : .failed(status: "5.2.0", diagnostic: "\(error)")
         }
     }
+}
+
+/// The mailbox folders a Maildir connector has made (or found) complete in this run.
+///
+/// Sendable: the set lives behind a mutex. A folder removed behind Postroom's back is noticed by
+/// the delivery that fails on it (ENOENT) and made again.
+final class PreparedFolders: Sendable {
+    private let folders = Mutex<Set<String>>([])
+
+    func contains(_ folder: String) -> Bool { folders.withLock { $0.contains(folder) } }
+    func add(_ folder: String) { _ = folders.withLock { $0.insert(folder) } }
+    func remove(_ folder: String) { _ = folders.withLock { $0.remove(folder) } }
 }

@@ -67,13 +67,16 @@ public final class DeliveryService: Sendable {
             try await reportSender.send(about: item.envelope, message: Self.headerBlock(of: item.bytes), messageID: item.messageID, failed: item.failures,
                                         cause: .intake(item.queueID))
         }
-        if !entries.isEmpty { try await store.store(entries, state: state) }
+        var queued = entries
+        if state == .active, !entries.isEmpty { queued = try await deliverInline(item, entries: entries) }
+        if !queued.isEmpty { try await store.store(queued, state: state) }
         FaultInjection.checkpoint("store")
-        try await store.release(item.claimed)
+        // Delivered inline only: a claimed file that comes back after a power loss finds its copies by name.
+        try await store.release(item.claimed, sync: !queued.isEmpty)
         if let reason = item.holdReason, !entries.isEmpty {
             log.notice("held \(entries.map(\.0.id).joined(separator: ", ")): \(reason); `postroom queue release ID` delivers it")
         }
-        for (entry, message) in entries {
+        for (entry, message) in queued {
             telemetry.track(TrackingEvent(event: .submit, source: .queue, queueID: entry.id, messageID: entry.messageID,
                                           sender: entry.envelope.sender, recipients: entry.envelope.recipients.map(\.address),
                                           connector: entry.connector, size: Int(entry.size)))
@@ -190,7 +193,7 @@ public final class DeliveryService: Sendable {
 
     /// Tracking events for one attempt in Exchange's names: DELIVER (STOREDRIVER) or SEND (GATEWAY,
     /// AGENT) per connector type, DEFER with the connector's own status, FAIL.
-    private func track(_ entry: QueueEntry, results: [DeliveryResult], connector: any Connector) {
+    func track(_ entry: QueueEntry, results: [DeliveryResult], connector: any Connector) {
         let (delivered, source) = TrackingEvent.delivery(connectorType: connector.configuration.type.rawValue)
         var groups: [(TrackingEvent.Kind, String?, String?, [String])] = []
         for (recipient, result) in zip(entry.envelope.recipients, results) {

@@ -174,10 +174,24 @@ public final class QueueStore: Sendable {
         return written ? ClaimedFile(recovered: true, queueID: queueID, source: .report, originalName: "report.eml", path: path) : nil
     }
 
-    /// Forgets a claimed file once its queue entries are durable.
-    public func release(_ claimed: ClaimedFile) async throws(SystemError) {
-        try FileSystem.removeFileIfPresent(claimed.path)
+    /// Makes claims durable: their names in `incoming/`, then their absence from the producer's
+    /// directory (nil for a generated report, written into `incoming/` directly). Group-committed:
+    /// concurrent callers share the directory fsyncs.
+    public func syncClaim(sourceDirectory: String?) async throws(SystemError) {
         try await directorySync.sync(incoming)
+        if let sourceDirectory { try await directorySync.sync(sourceDirectory) }
+    }
+
+    /// Forgets a claimed file once its queue entries (or its deliveries) are durable.
+    ///
+    /// `sync: false` leaves the removal to the page cache, for a message delivered inline by
+    /// file connectors: if a power loss undoes the `unlink`, the claimed file is processed again
+    /// under the same queue id and its copies are found by their names (see ``remove(id:state:sync:)``).
+    /// When queue entries were stored the removal is synced, so that a claimed file can never come
+    /// back beside entries whose retry state or deliveries (SMTP, agents) moved on.
+    public func release(_ claimed: ClaimedFile, sync: Bool = true) async throws(SystemError) {
+        try FileSystem.removeFileIfPresent(claimed.path)
+        if sync { try await directorySync.sync(incoming) }
     }
 
     static func claimedName(queueID: String, source: IntakeSource, originalName: String) -> String {

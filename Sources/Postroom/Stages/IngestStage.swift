@@ -233,7 +233,9 @@ public actor IngestStage {
         let queue = context.queue
         let path = RawPath(directory: directory.path, name: name)
         let byRename = claimsByRename[directoryIndex]
-        let outcome = await BlockingPool.shared.run { Self.claim(path: path, directory: directory, byRename: byRename, queue: queue) }
+        let limit = readLimit
+        // Claim and read in one trip to the blocking pool, through the descriptor the claim checked.
+        let outcome = await BlockingPool.shared.run { Self.claim(path: path, directory: directory, byRename: byRename, queue: queue, readLimit: limit) }
         let key = RecheckKey(directoryIndex: directoryIndex, name: name)
         switch outcome {
         case .skipped:
@@ -249,16 +251,22 @@ public actor IngestStage {
         case .failed(let error):
             if rechecks[key] == nil { context.log.warning("cannot claim \(path): \(error); it stays in place and is re-checked") }
             scheduleRecheck(key, path: path, why: "could not be claimed (\(error))")
-        case .claimed(let claimed):
+        case .claimed(let claimed, let content):
             finishRecheck(key, path: path, outcome: "taken")
             if !name.isPlain {
                 context.log.notice("\(path): the file name is not valid UTF-8; taken as \(claimed.originalName) (bytes shown as \\xNN)")
             }
             FaultInjection.checkpoint("claim")
             context.telemetry.claimed(directory.source)
-            if let item = await Self.read(claimed, sourceDirectory: directory.path, readLimit: readLimit, log: context.log) {
-                await output.send(item)
+            let item: PipelineItem?
+            switch content {
+            case .success(let (size, bytes)):
+                item = Self.item(claimed, sourceDirectory: directory.path, size: size, bytes: bytes, readLimit: readLimit)
+            case .failure:
+                // Read again by its claimed name, which logs why if that fails too.
+                item = await Self.read(claimed, sourceDirectory: directory.path, readLimit: readLimit, log: context.log)
             }
+            if let item { await output.send(item) }
         }
     }
 
@@ -300,6 +308,7 @@ public actor IngestStage {
     /// The free space is checked again every second (there is no event for "space returned").
     private func waitForSpace() async {
         let minimum = settings.minFreeSpace.bytes
+        // One statfs per file (about a microsecond): another writer can fill the disk at any moment.
         guard minimum > 0, let free = FileSystem.availableBytes(at: context.queue.root), free < minimum else { return }
         context.log.warning("intake paused: the spool filesystem has \(ByteSize(bytes: free)) free, less than minFreeSpace \(settings.minFreeSpace); files wait in place until space returns")
         context.telemetry.intakePaused(true)
@@ -326,11 +335,14 @@ public actor IngestStage {
 
     enum ClaimOutcome: Sendable {
         /// `skipped`: the entry is gone (or is not ours to take); `busy`: not complete yet, re-check it.
-        case claimed(ClaimedFile), skipped, busy(String), hostile(String), failed(SystemError)
+        /// `claimed` carries the file's size and bytes (a huge file only up to its header), or why
+        /// they could not be read through the claim's descriptor (they are then read by path).
+        case claimed(ClaimedFile, Result<(Int64, [UInt8]), SystemError>)
+        case skipped, busy(String), hostile(String), failed(SystemError)
     }
 
     /// Checks the entry without following it, and claims it when it is a complete regular file.
-    static func claim(path: RawPath, directory: Directory, byRename: Bool, queue: QueueStore) -> ClaimOutcome {
+    static func claim(path: RawPath, directory: Directory, byRename: Bool, queue: QueueStore, readLimit: Int64) -> ClaimOutcome {
         guard let status = FileSystem.status(of: path) else { return .skipped }
         if let problem = hostileKind(status) {
             return rejectInPlace(path: path, directory: directory.path, reason: problem)
@@ -352,10 +364,12 @@ public actor IngestStage {
         guard opened.inode == status.inode, opened.device == status.device else { return .busy("was being replaced") }
         guard file.isClosedByWriters() else { return .busy("is open for writing by another process") }
         do {
-            if byRename {
-                return .claimed(try queue.claim(path, source: directory.source))
+            let claimed = byRename ? try queue.claim(path, source: directory.source) : try queue.claimByCopy(path, source: directory.source)
+            // The descriptor names the same inode after the rename, and no writer has it open.
+            let content = Result { () throws(SystemError) -> (Int64, [UInt8]) in
+                (opened.size, try file.read(upTo: readSize(opened.size, readLimit: readLimit), regularFile: true))
             }
-            return .claimed(try queue.claimByCopy(path, source: directory.source))
+            return .claimed(claimed, content)
         } catch {
             return error.isNotFound ? .skipped : .failed(error)
         }
@@ -389,18 +403,27 @@ public actor IngestStage {
             Result { () throws(SystemError) in
                 let file = try OpenFile.open(claimed.path, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
                 let status = try file.status()
-                let limit = status.size > readLimit ? 256 * 1024 : Int(status.size) + 1
-                return (status, try file.read(upTo: limit))
+                return (status, try file.read(upTo: readSize(status.size, readLimit: readLimit), regularFile: true))
             }
         }
         switch result {
         case .success(let (status, bytes)):
-            var item = PipelineItem(claimed: claimed, sourceDirectory: sourceDirectory, arrival: Date(), size: status.size, bytes: bytes)
-            item.isTruncated = status.size > readLimit
-            return item
+            return item(claimed, sourceDirectory: sourceDirectory, size: status.size, bytes: bytes, readLimit: readLimit)
         case .failure(let error):
             if !error.isNotFound { log.error("cannot read claimed file \(claimed.path): \(error); it stays queued for the next start") }
             return nil
         }
+    }
+
+    /// How much of a claimed file to read: all of it (one byte more, to see its end in one
+    /// `read`), or of a file over the size limit only enough for its header.
+    static func readSize(_ size: Int64, readLimit: Int64) -> Int {
+        size > readLimit ? 256 * 1024 : Int(size) + 1
+    }
+
+    static func item(_ claimed: ClaimedFile, sourceDirectory: String?, size: Int64, bytes: [UInt8], readLimit: Int64) -> PipelineItem {
+        var item = PipelineItem(claimed: claimed, sourceDirectory: sourceDirectory, arrival: Date(), size: size, bytes: bytes)
+        item.isTruncated = size > readLimit
+        return item
     }
 }
