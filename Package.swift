@@ -26,7 +26,7 @@ let package = Package(
         .testTarget(name: "PostroomTests", dependencies: ["Postroom", "PostroomSystem", "TestSupport"]),
         .testTarget(name: "PostroomCommandsTests", dependencies: ["PostroomCommands", "Postroom", "PostroomSystem"]),
         .testTarget(name: "StageExtensionTests", dependencies: ["Postroom", "PostroomSystem"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Postroom", "PostroomSystem", "postroom"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Postroom", "PostroomSystem", "Inotify", "postroom"]),
     ],
     swiftLanguageModes: [.v6]
 )

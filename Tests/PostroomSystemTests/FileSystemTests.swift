@@ -40,6 +40,19 @@ enum SystemLayer {
             #expect(throws: SystemError.self) { try FileSystem.readFile(folder.sub("nope")) }
         }
 
+        @Test func aRegularFileIsReadWholeInOneCallAtAnySize() throws {
+            let folder = try TemporaryFolder("fs")
+            for size in [0, 1, 4095, 4096, 70_000, 2_000_000] {
+                let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+                let path = folder.sub("f\(size)")
+                try FileSystem.writeAtomically(bytes, to: path, sync: false)
+                #expect(try OpenFile.open(path, flags: O_RDONLY).read(upTo: size + 1, regularFile: true) == bytes)
+                // A limit below the size stops at the limit, and a limit of nothing reads nothing.
+                #expect(try OpenFile.open(path, flags: O_RDONLY).read(upTo: size / 2, regularFile: true) == Array(bytes.prefix(size / 2)))
+                #expect(try OpenFile.open(path, flags: O_RDONLY).read(upTo: 0, regularFile: true).isEmpty)
+            }
+        }
+
         @Test(.enabled(if: getuid() == 0, "leases need root or file ownership"))
         func isClosedByWritersSeesAnOpenWriter() throws {
             let folder = try TemporaryFolder("fs")
