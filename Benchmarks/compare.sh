@@ -22,9 +22,11 @@
 #   GENMAIL_ARGS   genmail.py options (default "--users alice": one recipient per message)
 #   FSLIMIT_JOBS   fslimit thread counts, one row each (default "8 4"; the first is the target's)
 #   SKIP_POSTFIX=1 leave Postfix out even when it is installed
-#   SETTLE_SECONDS seconds to wait before each measurement (default 0). On ext4 without a journal, a
-#                  file created soon after many were deleted costs a search past every inode freed in
-#                  the last half minute or so; 35 makes no measurement pay for the previous one's clean-up
+#   SETTLE_SECONDS seconds to wait (after a sync) before each measurement (default 0). On ext4
+#                  without a journal (this machine's root), creating a file skips every inode of its
+#                  group freed in the last 60 s (ext4's recently_deleted(); 360 s while the inode
+#                  table block is still dirty), so a run straight after another's clean-up pays for
+#                  it in system time. 65 makes no measurement pay for the previous one's
 set -euo pipefail
 
 if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
@@ -80,7 +82,7 @@ else
   echo "== postfix: not installed (apt-get install -y postfix) or SKIP_POSTFIX=1; left out" >&2
 fi
 
-settle() { [ "${SETTLE_SECONDS:-0}" -gt 0 ] && sleep "$SETTLE_SECONDS"; return 0; }
+settle() { [ "${SETTLE_SECONDS:-0}" -gt 0 ] && sync && sleep "$SETTLE_SECONDS"; return 0; }
 
 declare -A rate cpu user sys
 add() { # add KEY VALUE into an array named by $1

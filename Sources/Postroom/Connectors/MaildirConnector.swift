@@ -25,7 +25,7 @@ public struct MaildirConnector: Connector {
 
     func mailboxFolder(for user: String) -> String {
         let template = configuration.path ?? "mailboxes/{user}"
-        return resolvePath(template.replacingOccurrences(of: "{user}", with: user), against: spool)
+        return resolvePath(template.replacing("{user}", with: user), against: spool)
     }
 
     static func user(of address: String, entry: QueueEntry) -> String {
@@ -40,7 +40,9 @@ public struct MaildirConnector: Connector {
         let arrival = UInt64(entry.queueID.prefix(13), radix: 16) ?? UInt64(max(0, entry.arrival.timeIntervalSince1970 * 1_000_000))
         let seconds = arrival / 1_000_000
         let micros = arrival % 1_000_000
-        let host = hostname.replacingOccurrences(of: "/", with: "\\057").replacingOccurrences(of: ":", with: "\\072")
+        // Maildir's escapes for the two characters a host name must not bring into a file name.
+        let host = hostname.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") })
+            ? hostname.replacing("/", with: "\\057").replacing(":", with: "\\072") : hostname
         return "\(seconds).M\(micros)Q\(entry.id)R\(stableHash(recipient)).\(host)"
     }
 

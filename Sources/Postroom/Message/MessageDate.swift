@@ -27,30 +27,35 @@ public enum MessageDate {
     /// Parses an RFC 5322 date (obsolete forms included: two-digit years, zone names,
     /// missing seconds or day name, comments). Nil when it is not a date.
     public static func parse(_ text: String) -> Date? {
-        var words: [Substring] = []
+        // Scalars, not Characters: every delimiter is ASCII, and grapheme breaking (which would
+        // also glue "\r\n" into one Character) costs more than the rest of the parse.
         var depth = 0
-        var current = ""
-        var pieces: [String] = []
-        for character in text {
-            if character == "(" { depth += 1; continue }
-            if character == ")" { depth = max(0, depth - 1); continue }
+        var current = String.UnicodeScalarView()
+        var words: [Substring] = []
+        for scalar in text.unicodeScalars {
+            if scalar == "(" { depth += 1; continue }
+            if scalar == ")" { depth = max(0, depth - 1); continue }
             if depth > 0 { continue }
-            if character == " " || character == "\t" || character == "," || character == "\r" || character == "\n" {
-                if !current.isEmpty { pieces.append(current); current = "" }
+            if scalar == " " || scalar == "\t" || scalar == "," || scalar == "\r" || scalar == "\n" {
+                if !current.isEmpty { words.append(Substring(String(current))); current = String.UnicodeScalarView() }
             } else {
-                current.append(character)
+                current.append(scalar)
             }
-            if pieces.count > 8 { return nil }
+            if words.count > 8 { return nil }
         }
-        if !current.isEmpty { pieces.append(current) }
-        words = pieces.map { Substring($0) }
-        if let first = words.first, first.count == 3, first.allSatisfy(\.isLetter),
-           dayNames.contains(where: { $0.caseInsensitiveCompare(first) == .orderedSame }) {
+        if !current.isEmpty { words.append(Substring(String(current))) }
+        // Day and month names are ASCII, so ASCII case folding is the whole comparison.
+        func named(_ word: Substring, in names: [String]) -> Int? {
+            guard word.utf8.count == 3 else { return nil }
+            let lower = word.lowercased()
+            return names.firstIndex { $0.lowercased() == lower }
+        }
+        if let first = words.first, named(first, in: dayNames) != nil {
             words.removeFirst()
         }
         guard words.count >= 4, words.count <= 5,
               let day = Int(words[0]), (1...31).contains(day),
-              let monthIndex = monthNames.firstIndex(where: { $0.caseInsensitiveCompare(words[1]) == .orderedSame }),
+              let monthIndex = named(words[1], in: monthNames),
               words[2].count >= 2, words[2].count <= 4, var year = Int(words[2]) else { return nil }
         if words[2].count == 2 { year += year < 50 ? 2000 : 1900 } else if words[2].count == 3 { year += 1900 }
         let timeParts = words[3].split(separator: ":", omittingEmptySubsequences: false)

@@ -155,7 +155,7 @@ public struct TrackingEvent: Codable, Sendable, Equatable {
             Self.appendQuoted(value, to: &out)
         }
         out.append(contentsOf: #"{"timestamp":""#.utf8)
-        out.append(contentsOf: TrackingTimestamp.format(timestamp).utf8)
+        TrackingTimestamp.append(timestamp, to: &out)
         out.append(UInt8(ascii: "\""))
         field("event", event.rawValue)
         field("source", source.rawValue)
@@ -224,18 +224,48 @@ public struct TrackingEvent: Codable, Sendable, Equatable {
 /// `yyyy-MM-ddTHH:mm:ss.SSSZ` in UTC, done with integer calendar arithmetic so it needs no shared formatter.
 enum TrackingTimestamp {
     static func format(_ date: Date) -> String {
+        var bytes: [UInt8] = []
+        append(date, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the formatted `date` (digits written directly: this runs for every tracking line).
+    static func append(_ date: Date, to out: inout [UInt8]) {
         let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded())
         let seconds = totalMillis >= 0 ? totalMillis / 1000 : (totalMillis - 999) / 1000
         let millis = totalMillis - seconds * 1000
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = MessageDate.civilDate(fromDays: days)
-        func pad(_ value: some BinaryInteger, _ width: Int) -> String {
-            let s = String(value)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
+        func digits(_ value: Int64, _ width: Int) {
+            if value < 0 || value >= [1, 10, 100, 1000, 10000][min(width, 4)] {
+                // Outside the fixed width (a year before 1 or after 9999): as many digits as it takes.
+                let text = String(value)
+                out.append(contentsOf: Array(repeating: UInt8(ascii: "0"), count: max(0, width - text.utf8.count)))
+                out.append(contentsOf: text.utf8)
+                return
+            }
+            var divisor: Int64 = 1
+            for _ in 1..<width { divisor *= 10 }
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                divisor /= 10
+            }
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T"
-            + "\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
+        digits(Int64(year), 4)
+        out.append(UInt8(ascii: "-"))
+        digits(Int64(month), 2)
+        out.append(UInt8(ascii: "-"))
+        digits(Int64(day), 2)
+        out.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2)
+        out.append(UInt8(ascii: "."))
+        digits(millis, 3)
+        out.append(UInt8(ascii: "Z"))
     }
 
     /// Accepts `yyyy-MM-ddTHH:mm:ss[.fraction]Z`.

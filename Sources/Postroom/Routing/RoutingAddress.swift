@@ -20,7 +20,9 @@ enum RoutingAddress: Sendable, Hashable {
     /// Like ``parse(_:)`` but says what is wrong, for diagnostics and directory problems.
     static func parseWithReason(_ text: String) -> Result<RoutingAddress, AddressSyntaxError> {
         guard !text.isEmpty else { return .failure(.init("the address is empty")) }
-        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        // Printable ASCII (almost every address) has no control characters; only other text needs the Unicode tables.
+        let printableASCII = text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+        guard printableASCII || !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             return .failure(.init("'\(text)' contains control characters"))
         }
         // A typed address starts with a type token and a colon. An SMTP local part cannot hold an
@@ -61,6 +63,8 @@ enum RoutingAddress: Sendable, Hashable {
 
     private static func localPartProblem(_ local: String) -> String? {
         if local.hasPrefix("\""), local.hasSuffix("\""), local.count >= 2 { return nil }
+        // Letters, digits and the dot-atom specials in ASCII: none of the problems below.
+        if local.utf8.allSatisfy({ isAtomTextASCII($0) || $0 == UInt8(ascii: ".") }) { return nil }
         if local.contains(where: { $0.isWhitespace }) { return "the local part contains a space (quote it)" }
         if local.contains(where: { "<>()[],;:\\\"@".contains($0) }) { return "the local part contains a character that must be quoted" }
         return nil
@@ -71,6 +75,7 @@ enum RoutingAddress: Sendable, Hashable {
         guard !domain.isEmpty else { return "the domain after @ is empty" }
         if domain.hasPrefix("["), domain.hasSuffix("]") { return nil }
         guard domain.utf8.count <= 255 else { return "the domain is longer than 255 characters" }
+        if isPlainASCIIDomain(domain) { return nil }
         for label in domain.split(separator: ".", omittingEmptySubsequences: false) {
             guard !label.isEmpty else { return "the domain '\(domain)' has an empty label (two dots, or a dot at an end)" }
             guard label.utf8.count <= 63 else { return "the domain label '\(label)' is longer than 63 characters" }
@@ -82,6 +87,35 @@ enum RoutingAddress: Sendable, Hashable {
             }
         }
         return nil
+    }
+
+    /// ASCII labels of 1...63 letters, digits and inner hyphens: what almost every domain is, and
+    /// valid without the Unicode tables the full check needs (which names the problem otherwise).
+    private static func isPlainASCIIDomain(_ domain: String) -> Bool {
+        var labelLength = 0
+        var previous = UInt8(ascii: ".")
+        for byte in domain.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard labelLength > 0, previous != UInt8(ascii: "-") else { return false }
+                labelLength = 0
+            } else {
+                guard isLetterOrDigitASCII(byte) || (byte == UInt8(ascii: "-") && labelLength > 0) else { return false }
+                labelLength += 1
+                guard labelLength <= 63 else { return false }
+            }
+            previous = byte
+        }
+        return labelLength > 0 && previous != UInt8(ascii: "-")
+    }
+
+    private static func isLetterOrDigitASCII(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+    }
+
+    /// RFC 5322 `atext` in ASCII: letters, digits and ``!#$%&'*+-/=?^_`{|}~``.
+    private static func isAtomTextASCII(_ byte: UInt8) -> Bool {
+        isLetterOrDigitASCII(byte) || "!#$%&'*+-/=?^_`{|}~".utf8.contains(byte)
     }
 
     /// The key routing compares addresses by: SMTP addresses wholly lower-cased (Exchange matches
