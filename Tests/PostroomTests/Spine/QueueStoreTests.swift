@@ -275,5 +275,28 @@ extension Spine {
             try run4.reset(keeping: [:])
             #expect(PoisonJournal(queue: store).failureCounts().isEmpty, "reset with nothing forgets everything")
         }
+
+        @Test func aLongRunCompactsTheJournalAndKeepsItsMeaning() throws {
+            let spool = try Spine.TemporaryFolder("poison")
+            let store = QueueStore(spool: spool.path)
+            try store.prepare()
+            let journal = PoisonJournal(queue: store, compactAfter: 4096)
+            try journal.reset(keeping: ["C:old": 1])
+            journal.begin("Q:open-throughout")
+            journal.failed("Q:errored")
+            // Ten thousand finished stages: 300 KB of lines without compaction.
+            for index in 0..<10_000 {
+                journal.begin("C:\(index)")
+                journal.end("C:\(index)")
+            }
+            journal.begin("C:open-at-the-end")
+            let size = try FileSystem.readFile(journal.path).count
+            #expect(size < 8192, "the journal is \(size) bytes after 10,000 finished stages")
+            // What a crash now would find: every open key once, every failure.
+            #expect(PoisonJournal(queue: store).failureCounts() == ["C:old": 1, "Q:errored": 1, "Q:open-throughout": 1, "C:open-at-the-end": 1])
+            journal.end("Q:open-throughout")
+            journal.end("C:open-at-the-end")
+            #expect(PoisonJournal(queue: store).failureCounts() == ["C:old": 1, "Q:errored": 1])
+        }
     }
 }
