@@ -15,9 +15,9 @@ import Synchronization
 /// stages is not open and is not blamed for a crash elsewhere.
 ///
 /// The file is compacted while the daemon runs, whenever `compactAfter` bytes were appended since
-/// the last compaction: it is rewritten with only the lines still meaningful (one `B` per key
-/// open now, every `X`), so a daemon that runs for years keeps a journal of a few lines, not one
-/// of ten lines per message it ever handled.
+/// the last compaction: it is rewritten with only the lines still meaningful (a `B` per key open
+/// now, every `X`), which the journal also keeps in memory (a few entries: the messages in
+/// flight), so a daemon that runs for years keeps a small journal and never reads it back.
 public final class PoisonJournal: Sendable {
     public let path: String
     /// Appended bytes after which the journal is compacted.
@@ -25,11 +25,14 @@ public final class PoisonJournal: Sendable {
     private struct State {
         var file: AppendOnlyFile?
         var appended = 0
+        /// What the file says, kept in step with it: keys begun and not ended, and failures.
+        var open: [String: Int] = [:]
+        var failures: [String: Int] = [:]
     }
     // Appends happen under the lock, so none can land in a file that compaction is replacing.
     private let state = Mutex(State())
 
-    public init(queue: QueueStore, compactAfter: Int = 8 << 20) {
+    public init(queue: QueueStore, compactAfter: Int = 1 << 20) {
         path = queue.root + "/inflight.journal"
         self.compactAfter = compactAfter
     }
@@ -63,6 +66,8 @@ public final class PoisonJournal: Sendable {
         try state.withLock { state throws(SystemError) in
             state.file = try Self.rewrite(path, open: [:], failures: counts)
             state.appended = 0
+            state.open = [:]
+            state.failures = counts.filter { $0.value > 0 }
         }
     }
 
@@ -95,6 +100,13 @@ public final class PoisonJournal: Sendable {
             guard let file = state.file else { return }
             file.append(line)
             state.appended += line.count
+            switch tag {
+            case "B": state.open[key, default: 0] += 1
+            case "E":
+                let left = (state.open[key] ?? 0) - 1
+                state.open[key] = left > 0 ? left : nil
+            default: state.failures[key, default: 0] += 1
+            }
             if state.appended >= compactAfter { compact(&state) }
         }
     }
@@ -102,9 +114,7 @@ public final class PoisonJournal: Sendable {
     /// Replaces the journal by its meaning: the keys open now and the failures. On any error the
     /// old file stays in use and the next append tries again; nothing it says is lost.
     private func compact(_ state: inout State) {
-        guard let bytes = try? FileSystem.readFile(path) else { return }
-        let (open, failures) = Self.tally(bytes)
-        guard let file = try? Self.rewrite(path, open: open, failures: failures) else { return }
+        guard let file = try? Self.rewrite(path, open: state.open, failures: state.failures) else { return }
         state.file = file
         state.appended = 0
     }
