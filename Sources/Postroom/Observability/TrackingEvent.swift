@@ -238,19 +238,10 @@ enum TrackingTimestamp {
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = MessageDate.civilDate(fromDays: days)
         func digits(_ value: Int64, _ width: Int) {
-            if value < 0 || value >= [1, 10, 100, 1000, 10000][min(width, 4)] {
-                // Outside the fixed width (a year before 1 or after 9999): as many digits as it takes.
-                let text = String(value)
-                out.append(contentsOf: Array(repeating: UInt8(ascii: "0"), count: max(0, width - text.utf8.count)))
-                out.append(contentsOf: text.utf8)
-                return
-            }
-            var divisor: Int64 = 1
-            for _ in 1..<width { divisor *= 10 }
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-                divisor /= 10
-            }
+            // A number this small is a small String, kept inline: no allocation.
+            let text = String(value).utf8
+            for _ in text.count..<max(width, text.count) { out.append(UInt8(ascii: "0")) }
+            out.append(contentsOf: text)
         }
         digits(Int64(year), 4)
         out.append(UInt8(ascii: "-"))
