@@ -20,22 +20,23 @@ import Testing
         // Maildir, a group, and the fax gateway: every copy inline.
         for index in [0, 1, 2, 3, 5, 6, 7, 8] { try harness.drop(Mail.message(index, token: "in\(index)"), named: "in\(index).eml") }
         let inline = Mail.expectedCensus(0..<4, prefix: "in").merging(Mail.expectedCensus(5..<9, prefix: "in")) { $1 }
-        try await waitUntil("the inline deliveries", timeout: 60) { inline.keys.allSatisfy { harness.census()[$0] == inline[$0] } }
-        try await waitUntil("the claimed files to go", timeout: 30) { harness.queuedFiles().isEmpty }
+        try await waitUntil("the inline deliveries", timeout: 120) { inline.keys.allSatisfy { harness.census()[$0] == inline[$0] } }
+        try await waitUntil("the claimed files to go", timeout: 120) { harness.queuedFiles().isEmpty }
+        try await created.catchUp(in: harness.spool + "/queue/active")
         #expect(created.names.isEmpty, "queue entries were written for messages delivered inline: \(created.names)")
         #expect(harness.trackingLines("SUBMIT").count == 8, "one SUBMIT per message and next hop: \(harness.trackingLines("SUBMIT"))")
 
         // Two messages for the outbound drop directory, one after the other (the quota is checked
         // before a write, not under a lock): the first fills it, the second is queued.
         try harness.drop(Mail.message(4, token: "out4"), named: "out4.eml")
-        try await waitUntil("one outbound drop file", timeout: 30) { harness.files(under: "drop/outbound").count == 1 }
+        try await waitUntil("one outbound drop file", timeout: 120) { harness.files(under: "drop/outbound").count == 1 }
         try harness.drop(Mail.message(9, token: "out9"), named: "out9.eml")
-        try await waitUntil("a queue entry for the message that does not fit", timeout: 60) { !created.names.isEmpty }
+        try await waitUntil("a queue entry for the message that does not fit", timeout: 120) { !created.names.isEmpty }
         #expect(harness.files(under: "drop/outbound").count == 1)
         // The consumer takes its file; the queued entry follows on its retry.
         for file in harness.files(under: "drop/outbound") { try FileManager.default.removeItem(atPath: harness.spool + "/" + file) }
-        try await waitUntil("the queued message's drop file", timeout: 60) { harness.files(under: "drop/outbound").count == 1 }
-        try await waitUntil("the queue to empty", timeout: 30) { harness.queuedFiles().isEmpty }
+        try await waitUntil("the queued message's drop file", timeout: 120) { harness.files(under: "drop/outbound").count == 1 }
+        try await waitUntil("the queue to empty", timeout: 120) { harness.queuedFiles().isEmpty }
         let carol = harness.census().filter { $0.key.hasPrefix("out") }.map { $0.value["mailbox:carol"] ?? 0 }
         #expect(carol == [1, 1], "each outbound message's local copy exactly once")
         #expect(created.names.allSatisfy { $0.hasSuffix(".1") || $0.hasSuffix(".2") }, "\(created.names)")
@@ -59,13 +60,22 @@ final class QueueFolderWatch: Sendable {
         let created = self.created
         Task {
             for await event in inotify.events() {
-                if let name = event.name, !name.hasPrefix(".") { created.list.withLock { $0.append(name) } }
+                if let name = event.name { created.list.withLock { $0.append(name) } }
             }
         }
     }
 
-    /// Queue entries made so far (hidden temporary names left out: each ends as an entry).
-    var names: [String] { created.list.withLock { $0 } }
+    /// Queue entries made so far (hidden names left out: a temporary name ends as an entry).
+    var names: [String] { created.list.withLock { $0 }.filter { !$0.hasPrefix(".") } }
+
+    /// Returns once every event before this call has been read: a hidden probe file made in
+    /// `folder` (queue scans skip hidden names) is seen after them, as inotify keeps their order.
+    func catchUp(in folder: String) async throws {
+        let probe = ".probe-" + UUID().uuidString
+        #expect(FileManager.default.createFile(atPath: folder + "/" + probe, contents: nil))
+        try await waitUntil("the watch to catch up", timeout: 120) { self.created.list.withLock { $0.contains(probe) } }
+        try FileManager.default.removeItem(atPath: folder + "/" + probe)
+    }
 
     func close() { inotify.close() }
 }
