@@ -44,48 +44,59 @@ public final class BlockingPool: Sendable {
     }
 }
 
-/// Batches directory fsyncs: concurrent callers asking for the same directory share one `fsync`.
+/// Batches directory fsyncs: concurrent callers asking for the same directories share one `fsync` each.
 ///
-/// A caller returns only after an fsync that started after its request, so the entries it
-/// created or renamed before calling are durable. This is group commit for directory entries.
+/// A caller returns only after an fsync of each directory it named that started after its
+/// request, so the entries it created or renamed before calling are durable. This is group
+/// commit for directory entries. Callers that name the same list share one leader, which syncs
+/// the list in order on one pool thread.
 public final class DirectorySync: Sendable {
     private struct Waiters {
         var waiting: [CheckedContinuation<Result<Void, SystemError>, Never>] = []
         var running = false
     }
-    private let directories = Mutex<[String: Waiters]>([:])
+    /// Keyed by the directories joined with NUL, which no path contains.
+    private let groups = Mutex<[String: Waiters]>([:])
     private let pool: BlockingPool
 
     public init(pool: BlockingPool = .shared) { self.pool = pool }
 
     public func sync(_ directory: String) async throws(SystemError) {
+        try await sync([directory])
+    }
+
+    /// Syncs every directory of `directories`, in order.
+    public func sync(_ directories: [String]) async throws(SystemError) {
+        let key = directories.joined(separator: "\0")
         let result: Result<Void, SystemError> = await withCheckedContinuation { continuation in
-            let lead = directories.withLock { table -> Bool in
-                table[directory, default: Waiters()].waiting.append(continuation)
-                if table[directory]!.running { return false }
-                table[directory]!.running = true
+            let lead = groups.withLock { table -> Bool in
+                table[key, default: Waiters()].waiting.append(continuation)
+                if table[key]!.running { return false }
+                table[key]!.running = true
                 return true
             }
-            // The leader runs on a pool thread itself: no task hop before the fsync, none after it.
-            if lead { pool.submit { self.lead(directory) } }
+            // The leader runs on a pool thread itself: no task hop before the fsyncs, none after them.
+            if lead { pool.submit { self.lead(key, directories: directories) } }
         }
         try result.get()
     }
 
-    /// Fsyncs `directory` until no caller is waiting; each fsync answers every caller queued before it started.
-    private func lead(_ directory: String) {
+    /// Fsyncs `directories` until no caller is waiting; each round answers every caller queued before it started.
+    private func lead(_ key: String, directories: [String]) {
         while true {
-            let batch = directories.withLock { table -> [CheckedContinuation<Result<Void, SystemError>, Never>] in
-                let waiting = table[directory]?.waiting ?? []
+            let batch = groups.withLock { table -> [CheckedContinuation<Result<Void, SystemError>, Never>] in
+                let waiting = table[key]?.waiting ?? []
                 if waiting.isEmpty {
-                    table[directory] = nil
+                    table[key] = nil
                 } else {
-                    table[directory]!.waiting = []
+                    table[key]!.waiting = []
                 }
                 return waiting
             }
             if batch.isEmpty { return }
-            let outcome = Result { () throws(SystemError) in try FileSystem.syncDirectory(directory) }
+            let outcome = Result { () throws(SystemError) in
+                for directory in directories { try FileSystem.syncDirectory(directory) }
+            }
             for waiter in batch { waiter.resume(returning: outcome) }
         }
     }

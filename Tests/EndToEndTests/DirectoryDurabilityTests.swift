@@ -11,7 +11,11 @@ import Testing
 /// - before Postroom forgets a file (unlinks a claimed file or a queue entry), every rename that
 ///   carries its work on (its queue entries, its reports, its deliveries, its entry in another
 ///   state folder) is durable: an fsync of that directory (or a `syncfs`) started after the rename
-///   and finished before the unlink.
+///   and finished before the unlink;
+/// - before the first copy of a message is renamed into place, its claim (the rename out of
+///   `pickup/` into `queue/incoming/`) is durable: both directories fsynced after the claim.
+///   Otherwise a power cut could keep the copy and undo the claim, and the file would be taken
+///   again under a new queue id and delivered twice.
 @Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "needs strace (apt-get install strace)"))
 struct DirectoryDurabilityTests {
     /// Runs the daemon under strace while it takes `count` messages (local, fax, outbound, unknown
@@ -39,6 +43,7 @@ struct DirectoryDurabilityTests {
         // and of its report (however many queue entries a design writes in between).
         #expect(check.durableRenames >= 12 * 4, "only \(check.durableRenames) renames into durable places were traced")
         #expect(check.checkedUnlinks >= 12 * 2, "only \(check.checkedUnlinks) unlinks of claimed files and entries were traced")
+        #expect(check.checkedClaims >= 12 * 2, "only \(check.checkedClaims) copies were checked against their message's claim")
     }
 
     /// Negative control: with fsync turned off the same rules must fail, on files and on directories.
@@ -54,6 +59,8 @@ struct SyscallTraceCheck {
     var violations: [String] = []
     var durableRenames = 0
     var checkedUnlinks = 0
+    /// Copies whose message's claim was in the trace, so the claim rule applied to them.
+    var checkedClaims = 0
 
     private struct Call {
         var name: String
@@ -81,6 +88,8 @@ struct SyscallTraceCheck {
         var renames: [Rename] = []
         var created: [String: Int] = [:]  // path -> index of the open that created it
         var fileSynced: [String: Int] = [:]  // path -> end of the last fsync of it
+        var claimedAt: [String: Int] = [:]  // queue id -> end of its claim's rename
+        var directorySyncStarts: [String: [Int]] = [:]  // directory -> starts of its fsyncs
         for call in calls where call.result.hasPrefix("0") || (call.name == "openat" && !call.result.hasPrefix("-")) {
             let paths = Self.quoted(call.arguments)
             switch call.name {
@@ -89,6 +98,7 @@ struct SyscallTraceCheck {
             case "fsync", "fdatasync":
                 guard let path = Self.descriptorPath(call.arguments) else { continue }
                 fileSynced[path] = call.end
+                directorySyncStarts[path, default: []].append(call.start)
                 for index in renames.indices where renames[index].durableAt == nil && renames[index].directory == path && call.start > renames[index].end {
                     renames[index].durableAt = call.end
                 }
@@ -99,6 +109,18 @@ struct SyscallTraceCheck {
                 let (source, destination) = (paths[0], paths[1])
                 let directory = (destination as NSString).deletingLastPathComponent
                 let name = (destination as NSString).lastPathComponent
+                let sourceDirectory = (source as NSString).deletingLastPathComponent
+                if directory == spool + "/queue/incoming", sourceDirectory == spool + "/pickup" {
+                    claimedAt[String(name.prefix { $0 != "." })] = call.end
+                }
+                if !directory.hasPrefix(spool + "/queue/"), !name.hasPrefix("."),
+                   let (queueID, claimEnd) = claimedAt.first(where: { name.hasPrefix($0.key + ".") || name.contains("Q" + $0.key + ".") }) {
+                    checkedClaims += 1
+                    for folder in [spool + "/queue/incoming", spool + "/pickup"]
+                    where !(directorySyncStarts[folder] ?? []).contains(where: { $0 > claimEnd && $0 < call.start }) {
+                        violations.append("\(destination) was renamed into place before the claim of \(queueID) was durable (no fsync of \(folder) in between)")
+                    }
+                }
                 guard isDurablePlace(directory), !name.hasPrefix(".") else { continue }
                 durableRenames += 1
                 if let made = created[source], (fileSynced[source] ?? -1) < made {

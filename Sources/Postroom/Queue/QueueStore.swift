@@ -176,10 +176,9 @@ public final class QueueStore: Sendable {
 
     /// Makes claims durable: their names in `incoming/`, then their absence from the producer's
     /// directory (nil for a generated report, written into `incoming/` directly). Group-committed:
-    /// concurrent callers share the directory fsyncs.
+    /// concurrent callers share the directory fsyncs, made in one trip to the blocking pool.
     public func syncClaim(sourceDirectory: String?) async throws(SystemError) {
-        try await directorySync.sync(incoming)
-        if let sourceDirectory { try await directorySync.sync(sourceDirectory) }
+        try await directorySync.sync([incoming] + (sourceDirectory.map { [$0] } ?? []))
     }
 
     /// Forgets a claimed file once its queue entries (or its deliveries) are durable.
