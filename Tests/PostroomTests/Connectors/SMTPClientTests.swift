@@ -16,6 +16,7 @@ struct SMTPClientTests {
         timeouts.data = timeout
         timeouts.dataEnd = timeout
         timeouts.block = timeout
+        timeouts.rset = max(timeouts.rset, timeout)
         return SMTPSettings(smartHosts: hosts, heloName: "client.test", timeouts: timeouts, idleTimeout: idle, hostBackoff: 30)
     }
 
@@ -254,8 +255,10 @@ struct SMTPClientTests {
     func connectionReuseAndIdleClose() async throws {
         let server = try ScriptedSMTPServer()
         defer { server.stop() }
-        // An idle limit no starved test runner reaches: reuse must not depend on how fast the deliveries follow.
-        let relay = Self.relay([server.host], idle: 3600)
+        // An idle limit and reply deadlines no starved test runner reaches: reuse must not depend on
+        // how fast the deliveries follow, nor on how soon the scripted server's thread gets a core
+        // (a missed 5 s deadline drops the connection, and the next message opens another).
+        let relay = Self.relay([server.host], timeout: 120, idle: 3600)
         for _ in 0..<5 {
             #expect(await Self.deliver(relay, Self.transaction()).results == [.delivered])
         }
@@ -264,7 +267,7 @@ struct SMTPClientTests {
         #expect(server.messages.count == 5)
         #expect(relay.expiredIdle().isEmpty, "idle for less than an hour")
 
-        let quick = Self.relay([server.host], idle: 0.3)
+        let quick = Self.relay([server.host], timeout: 120, idle: 0.3)
         #expect(await Self.deliver(quick, Self.transaction()).results == [.delivered])
         #expect(server.connections == 2)
         try await Task.sleep(for: .milliseconds(400))
