@@ -6,7 +6,9 @@ import Testing
 /// The SMTP client's state machine against scripted servers on real loopback sockets.
 @Suite("SMTP client")
 struct SMTPClientTests {
-    static func settings(_ hosts: [SmartHost], timeout: Double = 5, idle: Double = 5) -> SMTPSettings {
+    /// Reply deadlines of a minute unless a test is about deadlines: a starved runner can keep the
+    /// scripted server's thread off a core for seconds, and a missed deadline changes the outcome.
+    static func settings(_ hosts: [SmartHost], timeout: Double = 60, idle: Double = 5) -> SMTPSettings {
         var timeouts = SMTPTimeouts()
         timeouts.connect = timeout
         timeouts.greeting = timeout
@@ -20,7 +22,7 @@ struct SMTPClientTests {
         return SMTPSettings(smartHosts: hosts, heloName: "client.test", timeouts: timeouts, idleTimeout: idle, hostBackoff: 30)
     }
 
-    static func relay(_ hosts: [SmartHost], timeout: Double = 5, idle: Double = 5) -> SMTPRelay {
+    static func relay(_ hosts: [SmartHost], timeout: Double = 60, idle: Double = 5) -> SMTPRelay {
         SMTPRelay(settings: settings(hosts, timeout: timeout, idle: idle), heloName: "client.test", maxIdlePerHost: 4)
     }
 
@@ -255,10 +257,10 @@ struct SMTPClientTests {
     func connectionReuseAndIdleClose() async throws {
         let server = try ScriptedSMTPServer()
         defer { server.stop() }
-        // An idle limit and reply deadlines no starved test runner reaches: reuse must not depend on
-        // how fast the deliveries follow, nor on how soon the scripted server's thread gets a core
-        // (a missed 5 s deadline drops the connection, and the next message opens another).
-        let relay = Self.relay([server.host], timeout: 120, idle: 3600)
+        // An idle limit no starved test runner reaches (and the suite's minute-long reply deadlines):
+        // reuse must not depend on how fast the deliveries follow, nor on how soon the scripted
+        // server's thread gets a core (a missed deadline drops the connection; the next message opens another).
+        let relay = Self.relay([server.host], idle: 3600)
         for _ in 0..<5 {
             #expect(await Self.deliver(relay, Self.transaction()).results == [.delivered])
         }
@@ -267,7 +269,7 @@ struct SMTPClientTests {
         #expect(server.messages.count == 5)
         #expect(relay.expiredIdle().isEmpty, "idle for less than an hour")
 
-        let quick = Self.relay([server.host], timeout: 120, idle: 0.3)
+        let quick = Self.relay([server.host], idle: 0.3)
         #expect(await Self.deliver(quick, Self.transaction()).results == [.delivered])
         #expect(server.connections == 2)
         try await Task.sleep(for: .milliseconds(400))
