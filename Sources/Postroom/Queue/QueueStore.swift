@@ -137,25 +137,19 @@ public final class QueueStore: Sendable {
     /// The file is in exactly one place at every instant (pickup or incoming), so a crash can
     /// never leave it to be claimed twice. Only the daemon holding the spool lock writes
     /// `incoming/`, and queue ids only grow, so the existence check cannot race.
-    public func claim(path: String, name: String, source: IntakeSource) throws(SystemError) -> ClaimedFile {
-        while true {
-            let queueID = QueueID.next()
-            let destination = incoming + "/" + Self.claimedName(queueID: queueID, source: source, originalName: name)
-            if FileSystem.exists(destination) { continue }
-            try FileSystem.rename(path, to: destination)
-            return ClaimedFile(queueID: queueID, source: source, originalName: name, path: destination)
-        }
+    /// `path` names the file by a UTF-8 path; the daemon claims by the bytes the kernel listed
+    /// (``claim(_:source:)`` in QueueStore+RawNames.swift), which this calls.
+    public func claim(path: String, source: IntakeSource) throws(SystemError) -> ClaimedFile {
+        try claim(Self.rawPath(path), source: source)
     }
 
-    /// Moves a file across filesystems: copy, fsync, then unlink the original.
-    public func claimByCopy(path: String, name: String, source: IntakeSource) throws(SystemError) -> ClaimedFile {
-        let queueID = QueueID.next()
-        let destination = incoming + "/" + Self.claimedName(queueID: queueID, source: source, originalName: name)
-        let bytes = try FileSystem.readFile(path)
-        try FileSystem.writeAtomically(bytes, to: destination)
-        try FileSystem.syncDirectory(incoming)
-        try FileSystem.removeFile(path)
-        return ClaimedFile(queueID: queueID, source: source, originalName: name, path: destination)
+    /// Moves a file across filesystems: copy, fsync, then unlink the original (``claimByCopy(_:source:)``).
+    public func claimByCopy(path: String, source: IntakeSource) throws(SystemError) -> ClaimedFile {
+        try claimByCopy(Self.rawPath(path), source: source)
+    }
+
+    private static func rawPath(_ path: String) -> RawPath {
+        RawPath(directory: (path as NSString).deletingLastPathComponent, name: RawFileName((path as NSString).lastPathComponent))
     }
 
     /// Writes a message Postroom generated (a report) into `incoming/` durably, under the queue id

@@ -108,7 +108,7 @@ extension Spine {
             let store = QueueStore(spool: spool.path)
             try store.prepare()
             let original = try spool.write("pickup/crash.eml", "From: Zed <z@elsewhere.org>\r\nTo: alice@example.com\r\nMessage-ID: <boom@x>\r\n\r\nboom\r\n")
-            let claimed = try store.claim(path: original, name: "crash.eml", source: .pickup)
+            let claimed = try store.claim(path: original, source: .pickup)
             try store.park(claimed, reason: "failed unexpectedly 2 times")
             let scan = store.scan()
             #expect(scan.entries.isEmpty)

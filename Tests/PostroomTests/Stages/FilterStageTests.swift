@@ -100,7 +100,7 @@ struct FilterStageTests {
         let pickup = fixture.spool + "/replay"
         try FileSystem.createDirectory(pickup)
         try FileSystem.writeAtomically(Array(replay.utf8), to: pickup + "/r.eml")
-        let claimed = try fixture.runner.context.queue.claim(path: pickup + "/r.eml", name: "r.eml", source: .replay)
+        let claimed = try fixture.runner.context.queue.claim(path: pickup + "/r.eml", source: .replay)
         var result = StageResult.forward(PipelineItem(claimed: claimed, sourceDirectory: pickup, arrival: Date(), size: Int64(replay.utf8.count), bytes: Array(replay.utf8)))
         for (_, stage) in fixture.runner.stages.prefix(2) { if case .forward(let item) = result { result = try await stage.process(item) } }
         #expect(result.outcome == .reported)

@@ -83,7 +83,7 @@ struct StageFixture {
         try FileSystem.createDirectory(pickup)
         let bytes = Array(text.utf8)
         try FileSystem.writeAtomically(bytes, to: pickup + "/" + name)
-        let claimed = try runner.context.queue.claim(path: pickup + "/" + name, name: name, source: .pickup)
+        let claimed = try runner.context.queue.claim(path: pickup + "/" + name, source: .pickup)
         var result = StageResult.forward(PipelineItem(claimed: claimed, sourceDirectory: pickup, arrival: Date(),
                                                       size: Int64(bytes.count), bytes: bytes))
         for (stageName, stage) in runner.stages {
