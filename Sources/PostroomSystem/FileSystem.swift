@@ -105,6 +105,33 @@ public enum FileSystem {
         try directory.sync()
     }
 
+    /// True when one `syncfs(2)` on the file system holding `path` makes durable everything written
+    /// there before it, and reports a failed write-back: a local file system that implements it
+    /// (ext2/3/4, XFS, Btrfs) on Linux 5.8 or later. False elsewhere (FUSE file systems may
+    /// ignore it, network file systems and overlays vary), and then only per-file fsyncs count.
+    public static func filesystemSyncIsDurable(at path: String) -> Bool {
+        guard let type = filesystemType(at: path) else { return false }
+        let ext4 = 0xEF53, xfs = 0x5846_5342, btrfs = 0x9123_683E
+        guard [ext4, xfs, btrfs].contains(type) else { return false }
+        // syncfs reports write-back errors from 5.8 on (errseq on the superblock).
+        var names = utsname()
+        guard uname(&names) == 0 else { return false }
+        let release = withUnsafeBytes(of: names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard numbers.count == 2 else { return false }
+        return numbers[0] > 5 || (numbers[0] == 5 && numbers[1] >= 8)
+    }
+
+    /// The `f_type` magic number `statfs(2)` gives for the file system holding `path`.
+    public static func filesystemType(at path: String) -> Int? {
+        // Glibc's module map leaves out <sys/vfs.h>; f_type is the first field of struct statfs
+        // (a long) on every Linux ABI, and the buffer is larger than the whole struct (120 bytes on 64-bit).
+        guard let statfs = LibC.statfs else { return nil }
+        var buffer = [Int](repeating: 0, count: 64)
+        let result = buffer.withUnsafeMutableBytes { statfs(path, $0.baseAddress!) }
+        return result == 0 ? buffer[0] : nil
+    }
+
     /// Writes `bytes` to a hidden temporary name beside `path`, fsyncs it and renames it into place.
     ///
     /// The directory entry is not synced here; callers batch that with ``DirectorySync``.
@@ -185,3 +212,13 @@ public enum FileSystem {
     public static func killSelf() { kill(getpid(), SIGKILL) }
 }
 
+/// C library functions Glibc's module map does not import (they sit behind `_GNU_SOURCE` or in
+/// headers it leaves out), looked up once by name.
+enum LibC {
+    static let syncfs: (@convention(c) (Int32) -> Int32)? = function("syncfs")
+    static let statfs: (@convention(c) (UnsafePointer<CChar>, UnsafeMutableRawPointer) -> Int32)? = function("statfs")
+
+    private static func function<Function>(_ name: String) -> Function? {
+        dlsym(dlopen(nil, RTLD_NOW), name).map { unsafeBitCast($0, to: Function.self) }
+    }
+}

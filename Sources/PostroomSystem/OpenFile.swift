@@ -94,6 +94,16 @@ public final class OpenFile {
         guard retrying({ fsync(descriptor) }) == 0 else { throw SystemError(operation: "fsync", path: path, errno: errno) }
     }
 
+    /// `syncfs(2)`: makes durable everything written to the file system holding this file, by any
+    /// process, before the call: file contents, inodes and directory entries. Since Linux 5.8 it
+    /// reports a write-back error of any file there since this descriptor was opened (or since its
+    /// last call); before that it may not (see ``FileSystem/filesystemSyncIsDurable(at:)``).
+    public func syncFilesystem() throws(SystemError) {
+        if FileSystem.skipsSyncForTests { return }
+        guard let syncfs = LibC.syncfs else { throw SystemError(operation: "syncfs", path: path, errno: ENOSYS) }
+        guard retrying({ syncfs(descriptor) }) == 0 else { throw SystemError(operation: "syncfs", path: path, errno: errno) }
+    }
+
     /// True when nobody has this file open for writing (a read lease can be taken).
     ///
     /// A lease is refused with `EAGAIN` while any process holds the file open for writing,

@@ -1,4 +1,5 @@
 import Foundation
+import PostroomSystem
 import Testing
 
 /// What LazyFS cannot show: directory entries. It passes creates, renames and unlinks straight to
@@ -7,24 +8,28 @@ import Testing
 /// daemon instead (strace), as an ordering rule:
 ///
 /// - a file renamed into a durable place (a queue folder, a Maildir `new/`, a drop directory) was
-///   fsynced after it was written and before the rename;
+///   fsynced after it was written and before the rename, or a `syncfs` of the whole file system
+///   (group commit) started after it was closed and finished before the rename;
 /// - before Postroom forgets a file (unlinks a claimed file or a queue entry), every rename that
 ///   carries its work on (its queue entries, its reports, its deliveries, its entry in another
 ///   state folder) is durable: an fsync of that directory (or a `syncfs`) started after the rename
 ///   and finished before the unlink;
 /// - before the first copy of a message is renamed into place, its claim (the rename out of
-///   `pickup/` into `queue/incoming/`) is durable: both directories fsynced after the claim.
+///   `pickup/` into `queue/incoming/`) is durable: both directories fsynced (or the file system
+///   synced) after the claim.
 ///   Otherwise a power cut could keep the copy and undo the claim, and the file would be taken
 ///   again under a new queue id and delivered twice.
 @Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "needs strace (apt-get install strace)"))
 struct DirectoryDurabilityTests {
     /// Runs the daemon under strace while it takes `count` messages (local, fax, outbound, unknown
     /// recipients and reports), stops it, and returns the rule violations and how much was checked.
-    static func traceAndCheck(environment: [String: String] = [:], count: Int = 12) async throws -> SyscallTraceCheck {
+    /// `durability` is the pipeline's key (nil: the default, `auto`).
+    static func traceAndCheck(environment: [String: String] = [:], count: Int = 12, durability: String? = nil) async throws -> SyscallTraceCheck {
         let harness = try Harness()
+        if let durability { try harness.useDefaultPipeline(replacing: [("  name: \"default\",", "  name: \"default\",\n  durability: \"\(durability)\",")]) }
         let trace = harness.root + "/trace"
         try await harness.start(environment: environment, wrapper: ["/usr/bin/strace", "-f", "-qq", "-y", "-s", "1024", "-o", trace,
-                                                                    "-e", "trace=openat,rename,renameat,renameat2,fsync,fdatasync,syncfs,unlink,unlinkat"])
+                                                                    "-e", "trace=openat,close,rename,renameat,renameat2,fsync,fdatasync,syncfs,unlink,unlinkat"])
         for index in 0..<count {
             try harness.drop("From: <s\(index)@elsewhere.org>\r\nTo: alice@example.com, fax-desk@example.com, p\(index)@elsewhere.org, nobody\(index)@example.com\r\n"
                              + "X-Token: t\(index)\r\n\r\nbody \(index)\r\n", named: "t\(index).eml")
@@ -35,8 +40,15 @@ struct DirectoryDurabilityTests {
         return SyscallTraceCheck(trace: try String(contentsOfFile: trace, encoding: .utf8), spool: harness.spool)
     }
 
-    @Test func everyRenameIsDurableBeforeWhatDependsOnItIsForgotten() async throws {
-        let check = try await Self.traceAndCheck()
+    /// Both ways of making deliveries durable: an fsync per file (`file`, what `auto` picks where
+    /// `syncfs` cannot be trusted, e.g. on LazyFS) and the `syncfs` group commit (`filesystem`).
+    @Test(arguments: ["file", "filesystem"])
+    func everyRenameIsDurableBeforeWhatDependsOnItIsForgotten(durability: String) async throws {
+        if durability == "filesystem", !FileSystem.filesystemSyncIsDurable(at: NSTemporaryDirectory()) {
+            print("skipped: syncfs is not a durability point on the test folder's file system")
+            return
+        }
+        let check = try await Self.traceAndCheck(durability: durability)
         #expect(check.violations.isEmpty, "\(check.violations.prefix(10).joined(separator: "\n"))")
         // The rules were applied to real work, not to an empty trace: at least the four deliveries
         // of each message (alice, fax, outbound, the report), and the release of each claimed file
@@ -44,11 +56,14 @@ struct DirectoryDurabilityTests {
         #expect(check.durableRenames >= 12 * 4, "only \(check.durableRenames) renames into durable places were traced")
         #expect(check.checkedUnlinks >= 12 * 2, "only \(check.checkedUnlinks) unlinks of claimed files and entries were traced")
         #expect(check.checkedClaims >= 12 * 2, "only \(check.checkedClaims) copies were checked against their message's claim")
+        // The strategy asked for is the one traced: no syncfs per file, syncfs batches in the group commit.
+        #expect(durability == "file" ? check.filesystemSyncs == 0 : check.filesystemSyncs > 0, "\(check.filesystemSyncs) syncfs calls")
     }
 
     /// Negative control: with fsync turned off the same rules must fail, on files and on directories.
     @Test func withoutFsyncTheRulesFail() async throws {
         let check = try await Self.traceAndCheck(environment: ["POSTROOM_TEST_SKIP_FSYNC": "1"], count: 4)
+        #expect(check.filesystemSyncs == 0, "syncfs must be skipped with the fsyncs")
         #expect(check.violations.contains { $0.contains("directory") }, "\(check.violations.prefix(3))")
         #expect(check.violations.contains { $0.contains("without an fsync of the file") }, "\(check.violations.prefix(3))")
     }
@@ -61,6 +76,8 @@ struct SyscallTraceCheck {
     var checkedUnlinks = 0
     /// Copies whose message's claim was in the trace, so the claim rule applied to them.
     var checkedClaims = 0
+    /// `syncfs` calls in the trace (the group commit's).
+    var filesystemSyncs = 0
 
     private struct Call {
         var name: String
@@ -90,6 +107,8 @@ struct SyscallTraceCheck {
         var fileSynced: [String: Int] = [:]  // path -> end of the last fsync of it
         var claimedAt: [String: Int] = [:]  // queue id -> end of its claim's rename
         var directorySyncStarts: [String: [Int]] = [:]  // directory -> starts of its fsyncs
+        var closedAt: [String: Int] = [:]  // path -> end of its last close
+        var filesystemSyncs: [(start: Int, end: Int)] = []  // syncfs calls, in order
         for call in calls where call.result.hasPrefix("0") || (call.name == "openat" && !call.result.hasPrefix("-")) {
             let paths = Self.quoted(call.arguments)
             switch call.name {
@@ -102,7 +121,11 @@ struct SyscallTraceCheck {
                 for index in renames.indices where renames[index].durableAt == nil && renames[index].directory == path && call.start > renames[index].end {
                     renames[index].durableAt = call.end
                 }
+            case "close":
+                if let path = Self.descriptorPath(call.arguments) { closedAt[path] = call.end }
             case "syncfs":
+                filesystemSyncs.append((call.start, call.end))
+                self.filesystemSyncs += 1
                 for index in renames.indices where renames[index].durableAt == nil && call.start > renames[index].end { renames[index].durableAt = call.end }
             case "rename", "renameat", "renameat2":
                 guard paths.count == 2 else { continue }
@@ -116,14 +139,16 @@ struct SyscallTraceCheck {
                 if !directory.hasPrefix(spool + "/queue/"), !name.hasPrefix("."),
                    let (queueID, claimEnd) = claimedAt.first(where: { name.hasPrefix($0.key + ".") || name.contains("Q" + $0.key + ".") }) {
                     checkedClaims += 1
+                    let claimSynced = filesystemSyncs.contains { $0.start > claimEnd && $0.end < call.start }
                     for folder in [spool + "/queue/incoming", spool + "/pickup"]
-                    where !(directorySyncStarts[folder] ?? []).contains(where: { $0 > claimEnd && $0 < call.start }) {
+                    where !claimSynced && !(directorySyncStarts[folder] ?? []).contains(where: { $0 > claimEnd && $0 < call.start }) {
                         violations.append("\(destination) was renamed into place before the claim of \(queueID) was durable (no fsync of \(folder) in between)")
                     }
                 }
                 guard isDurablePlace(directory), !name.hasPrefix(".") else { continue }
                 durableRenames += 1
-                if let made = created[source], (fileSynced[source] ?? -1) < made {
+                let syncedWithFilesystem = closedAt[source].map { closed in closed > (created[source] ?? -1) && filesystemSyncs.contains { $0.start > closed && $0.end < call.start } } ?? false
+                if let made = created[source], (fileSynced[source] ?? -1) < made, !syncedWithFilesystem {
                     violations.append("\(destination) was renamed into place without an fsync of the file first (\(source))")
                 }
                 renames.append(Rename(directory: directory, name: name, end: call.end))

@@ -45,13 +45,13 @@ extension Connector {
 /// Builds the connector a configuration describes.
 public enum ConnectorFactory {
     /// `configurationFolder` is the pipeline file's folder: agent programs given as relative paths resolve against it.
-    public static func make(_ configuration: ConnectorConfiguration, spool: String, hostname: String, directorySync: DirectorySync,
+    public static func make(_ configuration: ConnectorConfiguration, spool: String, hostname: String, commit: DeliveryCommit,
                             configurationFolder: String = ".") -> any Connector {
         switch configuration.type {
         case .maildir:
-            return MaildirConnector(configuration: configuration, spool: spool, hostname: hostname, directorySync: directorySync)
+            return MaildirConnector(configuration: configuration, spool: spool, hostname: hostname, commit: commit)
         case .foreign:
-            return ForeignConnector(configuration: configuration, spool: spool, directorySync: directorySync)
+            return ForeignConnector(configuration: configuration, spool: spool, commit: commit)
         case .agent:
             return AgentConnector(configuration: configuration, spool: spool, configurationFolder: configurationFolder)
         case .smtp:

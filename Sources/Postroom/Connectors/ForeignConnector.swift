@@ -5,13 +5,14 @@ import Synchronization
 /// Hands messages to a foreign system as files in its drop directory (Exchange's foreign connector).
 ///
 /// Each queue entry becomes one `<entry id>.eml` in replay format (`X-Sender`/`X-Receiver`
-/// first), written under a hidden temporary name, fsynced and renamed, so the consumer
+/// first), written under a hidden temporary name, made durable and renamed (``DeliveryCommit``), so the consumer
 /// never sees a partial file. When the directory is over its quota, missing or unwritable,
 /// the delivery is deferred and retried: never lost, never half-written.
 public struct ForeignConnector: Connector {
     public let configuration: ConnectorConfiguration
     let spool: String
-    let directorySync: DirectorySync
+    /// Makes each drop file durable before and after its rename into the drop directory.
+    let commit: DeliveryCommit
     /// The drop directory's usage, listed at most once a second rather than on every delivery.
     let usage = DropUsage()
 
@@ -46,9 +47,12 @@ public struct ForeignConnector: Connector {
         let quotaFiles = configuration.quotaFiles
         let usageCache = usage
         let permissions = configuration.permissions
-        let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
-            Result { () throws(SystemError) -> Bool in
-                if FileSystem.exists(path) { return false }
+        // Hidden (a consumer skips dot files) and unique to this process.
+        let temporary = directory + "/." + name + ".eml." + String(ProcessInfo.processInfo.processIdentifier) + ".tmp"
+        let outcome: Result<Bool, SystemError>
+        do throws(SystemError) {
+            outcome = .success(try await commit.deliver(temporary: temporary, final: path) { () throws(SystemError) -> OpenFile? in
+                if FileSystem.exists(path) { return nil }
                 guard FileSystem.status(of: directory, followLinks: true)?.kind == .directory else {
                     throw SystemError.notFound(operation: "drop directory", path: directory)
                 }
@@ -62,21 +66,18 @@ public struct ForeignConnector: Connector {
                         throw SystemError.overQuota(operation: "quota", path: directory)
                     }
                 }
-                if let permissions {
-                    try Ownership.writeAtomically(bytes, to: path, mode: permissions.fileMode(private: 0o644), group: permissions.groupID)
-                } else {
-                    try FileSystem.writeAtomically(bytes, to: path, mode: 0o644)
-                }
+                let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: permissions == nil ? 0o644 : 0o600)
+                if let permissions { try Ownership.apply(to: file, mode: permissions.fileMode(private: 0o644), group: permissions.groupID) }
+                try file.writeAll(bytes)
                 usageCache.add(bytes: Int64(bytes.count))
-                return true
-            }
+                return file
+            })
+        } catch {
+            outcome = .failure(error)
         }
         let result: DeliveryResult
         switch outcome {
-        case .success(let wrote):
-            if wrote {
-                do { try await directorySync.sync(directory) } catch { return .deferred("\(error)") }
-            }
+        case .success:
             result = .delivered
         case .failure(let error):
             if error.isOverQuota {

@@ -2,7 +2,8 @@ import Foundation
 import PostroomSystem
 import Synchronization
 
-/// Delivers into Maildir folders: `tmp/` → fsync → rename into `new/` → fsync `new/`.
+/// Delivers into Maildir folders: written in `tmp/`, made durable, renamed into `new/`, and the
+/// rename made durable (``DeliveryCommit``), before the delivery counts as done.
 ///
 /// File names follow the Maildir rules (`<seconds>.M<usec>Q<entry>R<hash>.<host>`) and are
 /// derived from the queue entry and the recipient, so a delivery re-run after a crash finds
@@ -11,7 +12,8 @@ public struct MaildirConnector: Connector {
     public let configuration: ConnectorConfiguration
     let spool: String
     let hostname: String
-    let directorySync: DirectorySync
+    /// Makes each copy durable before and after its rename into `new/`.
+    let commit: DeliveryCommit
     /// Mailboxes whose `tmp/new/cur` this run has made or found: made once, not on every delivery.
     let preparedFolders = PreparedFolders()
 
@@ -61,11 +63,12 @@ public struct MaildirConnector: Connector {
         // and in cur/ (a reader may have moved it there and added flags after ":2,").
         let mayExist = !entry.isFresh
         let prepared = preparedFolders
-        let outcome: Result<Bool, SystemError> = await BlockingPool.shared.run {
-            Result { () throws(SystemError) -> Bool in
+        let temporary = folder + "/tmp/" + name
+        do throws(SystemError) {
+            _ = try await commit.deliver(temporary: temporary, final: folder + "/new/" + name) { () throws(SystemError) -> OpenFile? in
                 if mayExist, FileSystem.exists(folder + "/new/" + name) || FileSystem.exists(folder + "/cur/" + name)
                     || ((try? FileSystem.contents(of: folder + "/cur")) ?? []).contains(where: { $0.hasPrefix(name + ":") }) {
-                    return false
+                    return nil
                 }
                 func makeFolders() throws(SystemError) {
                     if let permissions {
@@ -82,7 +85,6 @@ public struct MaildirConnector: Connector {
                     let used = try FileSystem.usage(of: folder + "/new").bytes + FileSystem.usage(of: folder + "/cur").bytes
                     if used + Int64(message.count) > quota { throw SystemError.overQuota(operation: "quota", path: folder) }
                 }
-                let temporary = folder + "/tmp/" + name
                 let file: OpenFile
                 do throws(SystemError) {
                     file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
@@ -93,20 +95,10 @@ public struct MaildirConnector: Connector {
                 }
                 if let permissions { try Ownership.apply(to: file, mode: permissions.fileMode(private: 0o600), group: permissions.groupID) }
                 try file.writeAll(Array(header.utf8) + message)
-                try file.sync()
-                try FileSystem.rename(temporary, to: folder + "/new/" + name)
-                FaultInjection.checkpoint("rename")
-                return true
-            }
-        }
-        switch outcome {
-        case .success(let wrote):
-            if wrote {
-                do { try await directorySync.sync(folder + "/new") } catch { return .deferred("\(error)") }
+                return file
             }
             return .delivered
-        case .failure(let error):
-            try? FileSystem.removeFileIfPresent(folder + "/tmp/" + name)
+        } catch {
             // Part of the mailbox is gone (new/ renamed away, say): the retry makes its folders again.
             if error.isNotFound { preparedFolders.remove(folder) }
             if error.isOverQuota { return .deferred("mailbox \(user) is over its quota") }

@@ -17,6 +17,8 @@ public struct PipelineFile: Sendable {
     /// The fully qualified name Postroom gives itself in headers it writes (default: the machine's
     /// FQDN, else the first accepted domain).
     public var hostname: String?
+    /// How delivered files are made durable (``DeliveryCommit``).
+    public var durability: Durability = .auto
     /// The file it was read from.
     public var path: String = ""
     /// The stage kinds its `stages` were decoded with; the runner and `check` build stages from it.
@@ -58,7 +60,7 @@ public struct PipelineFile: Sendable {
 
 extension PipelineFile: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, spool, stages, connectors, metrics, tracking, shutdownTimeout, hostname
+        case name, spool, stages, connectors, metrics, tracking, shutdownTimeout, hostname, durability
     }
 
     public init(from decoder: any Decoder) throws {
@@ -72,8 +74,28 @@ extension PipelineFile: Decodable {
         tracking = try container.decodeIfPresent(TrackingConfiguration.self, forKey: .tracking)
         shutdownTimeout = try container.decodeIfPresent(ConfigDuration.self, forKey: .shutdownTimeout) ?? ConfigDuration(seconds: 30)
         hostname = try container.decodeIfPresent(String.self, forKey: .hostname)
+        durability = try container.decodeIfPresent(Durability.self, forKey: .durability) ?? .auto
         if let hostname, !hostname.contains("."), !hostname.isEmpty {
             throw DecodingError.dataCorruptedError(forKey: .hostname, in: container, debugDescription: "hostname must be fully qualified (e.g. mail.example.com), not '\(hostname)'")
+        }
+    }
+}
+
+/// The pipeline's `durability`: how the file connectors make a delivered file durable.
+public enum Durability: String, Sendable, Decodable {
+    /// `syncfs` group commit where the spool's file system honours it, else per-file fsync.
+    case auto
+    /// One fsync per file, the folders' fsyncs shared (any file system).
+    case file
+    /// `syncfs` group commit, even where Postroom cannot tell that the file system honours it.
+    case filesystem
+
+    /// The strategy this asks for; nil lets ``DeliveryCommit`` choose.
+    public var strategy: DeliveryCommit.Strategy? {
+        switch self {
+        case .auto: nil
+        case .file: .eachFile
+        case .filesystem: .filesystem
         }
     }
 }

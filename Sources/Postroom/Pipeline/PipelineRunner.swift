@@ -33,11 +33,16 @@ public final class PipelineRunner: Sendable {
         let hostname = FileSystem.hostname()
         let directorySync = DirectorySync()
         let store = QueueStore(spool: spool, directorySync: directorySync)
+        let commit = DeliveryCommit(spool: spool, directorySync: directorySync, strategy: pipeline.durability.strategy)
+        if !dryRun {
+            log.info(commit.strategy == .filesystem ? "deliveries made durable by group commit (syncfs of the spool's file system)"
+                                                    : "deliveries made durable by an fsync per file")
+        }
         let connectors = pipeline.connectors.map {
-            ConnectorFactory.make($0, spool: spool, hostname: hostname, directorySync: directorySync, configurationFolder: pipeline.folder)
+            ConnectorFactory.make($0, spool: spool, hostname: hostname, commit: commit, configurationFolder: pipeline.folder)
         }
         let delivery = DeliveryService(settings: pipeline.settings(DeliverSettings.self) ?? DeliverSettings(), store: store,
-                                       connectors: connectors, log: log, telemetry: telemetry)
+                                       connectors: connectors, log: log, telemetry: telemetry, deliveriesCoverClaims: commit.coversEarlierRenames)
         self.delivery = delivery
         let ingestBox = Mutex<IngestStage?>(nil)
         let acceptedDomains = pipeline.settings(CategorizeSettings.self)?.acceptedDomains ?? []

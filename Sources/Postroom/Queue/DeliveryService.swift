@@ -16,9 +16,14 @@ public final class DeliveryService: Sendable {
     let telemetry: Telemetry
     /// Records in-flight attempts so a crash during one counts against that entry (poison).
     public let journal: PoisonJournal
+    /// True when the file connectors' first sync of a delivery also makes its message's claim
+    /// durable (``DeliveryCommit/coversEarlierRenames``), so inline delivery needs no claim sync of its own.
+    let deliveriesCoverClaims: Bool
 
-    public init(settings: DeliverSettings, store: QueueStore, connectors: [any Connector], log: Logger, telemetry: Telemetry) {
+    public init(settings: DeliverSettings, store: QueueStore, connectors: [any Connector], log: Logger, telemetry: Telemetry,
+                deliveriesCoverClaims: Bool = false) {
         self.settings = settings
+        self.deliveriesCoverClaims = deliveriesCoverClaims
         self.store = store
         self.log = log
         self.telemetry = telemetry

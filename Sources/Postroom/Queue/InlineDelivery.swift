@@ -11,7 +11,8 @@ import PostroomSystem
 ///   is delivered (fsynced and renamed into place, its folder fsynced by the connector), so a
 ///   crash or power loss at any instant before that finds it there and processes it again under
 ///   the same queue id, and the connectors find the copies already made by their names;
-/// - the claim itself is made durable first (``QueueStore/syncClaim(sourceDirectory:)``), so a
+/// - the claim itself is made durable first (``QueueStore/syncClaim(sourceDirectory:)``, or the
+///   first `syncfs` of the copy's own group commit: ``DeliveryCommit/coversEarlierRenames``), so a
 ///   power loss can never put the file back into pickup/ after a copy of it became durable (it
 ///   would be claimed again under a new queue id and delivered again under new names);
 /// - anything short of complete success (a recipient deferred or failed, a success notice asked
@@ -37,7 +38,7 @@ extension DeliveryService {
     func deliverInline(_ item: PipelineItem, entries: [(QueueEntry, [UInt8])]) async throws(SystemError) -> [(QueueEntry, [UInt8])] {
         let connectors = entries.map { entry, _ in queues[entry.connector]?.connector }
         guard connectors.contains(where: { $0.map(Self.deliversInline) ?? false }) else { return entries }
-        try await store.syncClaim(sourceDirectory: item.sourceDirectory)
+        if !deliveriesCoverClaims { try await store.syncClaim(sourceDirectory: item.sourceDirectory) }
         var pending: [(QueueEntry, [UInt8])] = []
         for ((entry, message), connector) in zip(entries, connectors) {
             guard let connector, Self.deliversInline(connector),

@@ -8,7 +8,7 @@ import TestSupport
     static func connector(spool: String) throws -> MaildirConnector {
         let data = Data(#"{"name":"mailbox","type":"maildir","domains":["example.com"],"path":"mailboxes/{user}"}"#.utf8)
         let configuration = try ConfigFile.decode(ConnectorConfiguration.self, from: data, file: "test.json5")
-        return MaildirConnector(configuration: configuration, spool: spool, hostname: "host", directorySync: DirectorySync())
+        return MaildirConnector(configuration: configuration, spool: spool, hostname: "host", commit: DeliveryCommit(spool: spool, directorySync: DirectorySync()))
     }
 
     static func entry(_ number: Int) -> QueueEntry {

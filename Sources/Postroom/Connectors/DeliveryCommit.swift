@@ -1,0 +1,199 @@
+import Foundation
+import PostroomSystem
+import Synchronization
+
+/// How the file connectors (Maildir, foreign drop directories) make a delivered file durable:
+/// written under a temporary name, durable, renamed to its final name, and that rename durable,
+/// before the delivery counts as done. A reader never sees a partial file under the final name,
+/// and a power cut never loses a file whose delivery was reported.
+///
+/// Two strategies, with the same guarantees:
+/// - ``Strategy/eachFile``: each file is fsynced, then renamed; the folders' fsyncs are shared
+///   between concurrent deliveries (``DirectorySync``). Two syncs per file, at least.
+/// - ``Strategy/filesystem``: group commit over the whole spool file system. Files written by
+///   concurrent deliveries wait together; one `syncfs` makes all of them (and every earlier
+///   rename, such as the claims of their messages) durable, then they are renamed, then a second
+///   `syncfs` makes the renames durable and every waiter is answered. Two syncs per batch, however
+///   many files it holds. Used only where `syncfs` is a real durability point
+///   (``FileSystem/filesystemSyncIsDurable(at:)``); a target on another file system is fsynced
+///   on its own and its folder synced, inside the same batch.
+///
+/// With ``Strategy/filesystem``, every rename made before a delivery's write is durable before its
+/// file becomes visible, so the claim of the message needs no sync of its own (``coversEarlierRenames``).
+public final class DeliveryCommit: Sendable {
+    /// How files are made durable; see the type's description.
+    public enum Strategy: String, Sendable, CaseIterable {
+        case eachFile = "file"
+        case filesystem
+    }
+
+    public let strategy: Strategy
+    let spool: String
+    let directorySync: DirectorySync
+    private let pool: BlockingPool
+    private let spoolDevice: UInt64?
+    private let batch = Mutex(Batch())
+    /// Whether a target folder is on the spool's file system (one `stat` per folder per run).
+    private let onSpool = Mutex<[String: Bool]>([:])
+
+    private struct Waiting {
+        var temporary: String
+        var final: String
+        /// False for a file on another file system: fsynced already, its folder is synced after the rename.
+        var onSpool: Bool
+        var continuation: CheckedContinuation<Result<Bool, SystemError>, Never>
+    }
+
+    private struct Batch {
+        var waiting: [Waiting] = []
+        var leading = false
+    }
+
+    /// `strategy` nil chooses: ``Strategy/filesystem`` where the spool's file system honours
+    /// `syncfs`, else ``Strategy/eachFile``.
+    public init(spool: String, directorySync: DirectorySync, strategy: Strategy? = nil, pool: BlockingPool = .shared) {
+        self.spool = spool
+        self.directorySync = directorySync
+        self.pool = pool
+        self.strategy = strategy ?? (FileSystem.filesystemSyncIsDurable(at: spool) ? .filesystem : .eachFile)
+        spoolDevice = FileSystem.status(of: spool, followLinks: true)?.device
+    }
+
+    /// True when a delivery's first sync also makes durable every rename made before it was
+    /// asked for (a message's claim), so those need no sync of their own.
+    public var coversEarlierRenames: Bool { strategy == .filesystem }
+
+    /// Delivers one file: on a pool thread, `write` creates `temporary` and writes it (or returns
+    /// nil when the delivery exists already: an earlier attempt made it); then the file is made
+    /// durable, renamed to `final` (in the same folder as `temporary`, or one on the same file
+    /// system) and the rename made durable. Returns false when `write` found nothing to do; the
+    /// final folder is synced then too, since the earlier attempt may have died before its sync.
+    /// On an error before the rename, the temporary file is removed.
+    public func deliver(temporary: String, final: String,
+                        write: @escaping @Sendable () throws(SystemError) -> OpenFile?) async throws(SystemError) -> Bool {
+        let folder = Self.folder(of: final)
+        let wrote = try await commit(temporary: temporary, final: final, folder: folder, write: write)
+        if !wrote { try await directorySync.sync(folder) }
+        return wrote
+    }
+
+    private func commit(temporary: String, final: String, folder: String,
+                        write: @escaping @Sendable () throws(SystemError) -> OpenFile?) async throws(SystemError) -> Bool {
+        switch strategy {
+        case .eachFile:
+            let wrote = try await pool.run { () throws(SystemError) -> Bool in
+                try Self.removingTemporary(temporary) { () throws(SystemError) -> Bool in
+                    guard let file = try write() else { return false }
+                    try file.sync()
+                    try FileSystem.rename(temporary, to: final)
+                    FaultInjection.checkpoint("rename")
+                    return true
+                }
+            }
+            if wrote { try await directorySync.sync(folder) }
+            return wrote
+        case .filesystem:
+            let onSpool = isOnSpool(folder)
+            let result: Result<Bool, SystemError> = await withCheckedContinuation { continuation in
+                pool.submit {
+                    let written = Result { () throws(SystemError) -> Bool in
+                        try Self.removingTemporary(temporary) { () throws(SystemError) -> Bool in
+                            guard let file = try write() else { return false }
+                            if !onSpool { try file.sync() }
+                            return true
+                        }
+                    }
+                    guard case .success(true) = written else { return continuation.resume(returning: written) }
+                    self.join(Waiting(temporary: temporary, final: final, onSpool: onSpool, continuation: continuation))
+                }
+            }
+            return try result.get()
+        }
+    }
+
+    /// Runs `body`; if it throws, removes the temporary file it may have left.
+    private static func removingTemporary<T>(_ temporary: String, _ body: () throws(SystemError) -> T) throws(SystemError) -> T {
+        do {
+            return try body()
+        } catch {
+            try? FileSystem.removeFileIfPresent(temporary)
+            throw error
+        }
+    }
+
+    private func isOnSpool(_ folder: String) -> Bool {
+        if let known = onSpool.withLock({ $0[folder] }) { return known }
+        let same = spoolDevice != nil && FileSystem.status(of: folder, followLinks: true)?.device == spoolDevice
+        onSpool.withLock { $0[folder] = same }
+        return same
+    }
+
+    /// Adds a written file to the next batch; the first caller with no batch running leads, on its own pool thread.
+    private func join(_ waiting: Waiting) {
+        let lead = batch.withLock { batch -> Bool in
+            batch.waiting.append(waiting)
+            if batch.leading { return false }
+            batch.leading = true
+            return true
+        }
+        if lead { self.lead() }
+    }
+
+    /// Commits batches until none is waiting. Each batch: sync the spool (the files' contents and
+    /// every earlier rename), rename every file into place, sync again (the renames), answer.
+    private func lead() {
+        while true {
+            let waiting = batch.withLock { batch -> [Waiting] in
+                if batch.waiting.isEmpty { batch.leading = false }
+                defer { batch.waiting = [] }
+                return batch.waiting
+            }
+            if waiting.isEmpty { return }
+            var results = [Result<Void, SystemError>](repeating: .success(()), count: waiting.count)
+            if case .failure(let error) = Result(catching: { () throws(SystemError) in try syncSpool() }) {
+                for (index, file) in waiting.enumerated() {
+                    try? FileSystem.removeFileIfPresent(file.temporary)
+                    results[index] = .failure(error)
+                }
+            } else {
+                for (index, file) in waiting.enumerated() {
+                    do throws(SystemError) {
+                        try FileSystem.rename(file.temporary, to: file.final)
+                        FaultInjection.checkpoint("rename")
+                    } catch {
+                        try? FileSystem.removeFileIfPresent(file.temporary)
+                        results[index] = .failure(error)
+                    }
+                }
+                let renamedOnSpool = results.indices.contains { results[$0].isSuccess && waiting[$0].onSpool }
+                let spoolSynced: Result<Void, SystemError> = renamedOnSpool ? Result { () throws(SystemError) in try syncSpool() } : .success(())
+                var foldersSynced: [String: Result<Void, SystemError>] = [:]
+                for (index, file) in waiting.enumerated() where results[index].isSuccess {
+                    if file.onSpool {
+                        results[index] = spoolSynced
+                    } else {
+                        let folder = Self.folder(of: file.final)
+                        if foldersSynced[folder] == nil {
+                            foldersSynced[folder] = Result { () throws(SystemError) in try FileSystem.syncDirectory(folder) }
+                        }
+                        results[index] = foldersSynced[folder]!
+                    }
+                }
+            }
+            for (file, result) in zip(waiting, results) { file.continuation.resume(returning: result.map { true }) }
+        }
+    }
+
+    private static func folder(of path: String) -> String { (path as NSString).deletingLastPathComponent }
+
+    private func syncSpool() throws(SystemError) {
+        try OpenFile.open(spool, flags: O_RDONLY | O_DIRECTORY).syncFilesystem()
+    }
+}
+
+private extension Result {
+    var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
+    }
+}
