@@ -12,11 +12,12 @@ import Synchronization
 ///   between concurrent deliveries (``DirectorySync``). Two syncs per file, at least.
 /// - ``Strategy/filesystem``: group commit over the whole spool file system. Files written by
 ///   concurrent deliveries wait together; one `syncfs` makes all of them (and every earlier
-///   rename, such as the claims of their messages) durable, then they are renamed, then a second
-///   `syncfs` makes the renames durable and every waiter is answered. Two syncs per batch, however
-///   many files it holds. Used only where `syncfs` is a real durability point
+///   rename, such as the claims of their messages) durable, then they are renamed, and the next
+///   `syncfs` makes the renames durable before their callers are answered. Under load each
+///   `syncfs` serves two batches (the renames of one, the contents of the next), so a message
+///   costs a fraction of a sync. Used only where `syncfs` is a real durability point
 ///   (``FileSystem/filesystemSyncIsDurable(at:)``); a target on another file system is fsynced
-///   on its own and its folder synced, inside the same batch.
+///   on its own and its folder synced after the rename.
 ///
 /// With ``Strategy/filesystem``, every rename made before a delivery's write is durable before its
 /// file becomes visible, so the claim of the message needs no sync of its own (``coversEarlierRenames``).
@@ -139,48 +140,44 @@ public final class DeliveryCommit: Sendable {
         if lead { self.lead() }
     }
 
-    /// Commits batches until none is waiting. Each batch: sync the spool (the files' contents and
-    /// every earlier rename), rename every file into place, sync again (the renames), answer.
+    /// Commits batches until none is waiting. Each round makes one `syncfs` of the spool, which
+    /// makes durable both the files written for this round (and every rename before them, such as
+    /// their messages' claims) and the renames of the round before, whose callers are answered
+    /// then; this round's files are renamed into place next and answered after the next round's
+    /// sync. Under load that is one `syncfs` per batch; a lone delivery gets two.
     private func lead() {
+        var renamed: [Waiting] = []
         while true {
-            let waiting = batch.withLock { batch -> [Waiting] in
-                if batch.waiting.isEmpty { batch.leading = false }
+            let written = batch.withLock { batch -> [Waiting] in
+                if batch.waiting.isEmpty, renamed.isEmpty { batch.leading = false }
                 defer { batch.waiting = [] }
                 return batch.waiting
             }
-            if waiting.isEmpty { return }
-            var results = [Result<Void, SystemError>](repeating: .success(()), count: waiting.count)
-            if case .failure(let error) = Result(catching: { () throws(SystemError) in try syncSpool() }) {
-                for (index, file) in waiting.enumerated() {
+            if written.isEmpty, renamed.isEmpty { return }
+            let synced = Result { () throws(SystemError) in try syncSpool() }
+            for file in renamed { file.continuation.resume(returning: synced.map { true }) }
+            renamed = []
+            for file in written {
+                do throws(SystemError) {
+                    try synced.get()
+                    try FileSystem.rename(file.temporary, to: file.final)
+                    FaultInjection.checkpoint("rename")
+                } catch {
                     try? FileSystem.removeFileIfPresent(file.temporary)
-                    results[index] = .failure(error)
+                    file.continuation.resume(returning: .failure(error))
+                    continue
                 }
-            } else {
-                for (index, file) in waiting.enumerated() {
-                    do throws(SystemError) {
-                        try FileSystem.rename(file.temporary, to: file.final)
-                        FaultInjection.checkpoint("rename")
-                    } catch {
-                        try? FileSystem.removeFileIfPresent(file.temporary)
-                        results[index] = .failure(error)
-                    }
-                }
-                let renamedOnSpool = results.indices.contains { results[$0].isSuccess && waiting[$0].onSpool }
-                let spoolSynced: Result<Void, SystemError> = renamedOnSpool ? Result { () throws(SystemError) in try syncSpool() } : .success(())
-                var foldersSynced: [String: Result<Void, SystemError>] = [:]
-                for (index, file) in waiting.enumerated() where results[index].isSuccess {
-                    if file.onSpool {
-                        results[index] = spoolSynced
-                    } else {
-                        let folder = Self.folder(of: file.final)
-                        if foldersSynced[folder] == nil {
-                            foldersSynced[folder] = Result { () throws(SystemError) in try FileSystem.syncDirectory(folder) }
-                        }
-                        results[index] = foldersSynced[folder]!
-                    }
+                if file.onSpool {
+                    renamed.append(file)
+                } else {
+                    // On another file system the spool's syncfs does not reach the rename: sync its folder now.
+                    let folder = Self.folder(of: file.final)
+                    file.continuation.resume(returning: Result { () throws(SystemError) -> Bool in
+                        try FileSystem.syncDirectory(folder)
+                        return true
+                    })
                 }
             }
-            for (file, result) in zip(waiting, results) { file.continuation.resume(returning: result.map { true }) }
         }
     }
 
@@ -188,12 +185,5 @@ public final class DeliveryCommit: Sendable {
 
     private func syncSpool() throws(SystemError) {
         try OpenFile.open(spool, flags: O_RDONLY | O_DIRECTORY).syncFilesystem()
-    }
-}
-
-private extension Result {
-    var isSuccess: Bool {
-        if case .success = self { return true }
-        return false
     }
 }

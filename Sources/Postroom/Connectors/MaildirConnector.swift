@@ -26,8 +26,11 @@ public struct MaildirConnector: Connector {
     }
 
     func mailboxFolder(for user: String) -> String {
+        if let known = preparedFolders.folder(of: user) { return known }
         let template = configuration.path ?? "mailboxes/{user}"
-        return resolvePath(template.replacing("{user}", with: user), against: spool)
+        let folder = resolvePath(template.replacing("{user}", with: user), against: spool)
+        preparedFolders.remember(folder, of: user)
+        return folder
     }
 
     static func user(of address: String, entry: QueueEntry) -> String {
@@ -107,12 +110,23 @@ public struct MaildirConnector: Connector {
     }
 }
 
-/// The mailbox folders a Maildir connector has made (or found) complete in this run.
+/// The mailbox folders a Maildir connector has made (or found) complete in this run, and each
+/// user's folder path (the template filled in once per user, not on every delivery).
 ///
-/// Sendable: the set lives behind a mutex. A folder removed behind Postroom's back is noticed by
+/// Sendable: both live behind mutexes. A folder removed behind Postroom's back is noticed by
 /// the delivery that fails on it (ENOENT) and made again.
 final class PreparedFolders: Sendable {
     private let folders = Mutex<Set<String>>([])
+    private let paths = Mutex<[String: String]>([:])
+
+    func folder(of user: String) -> String? { paths.withLock { $0[user] } }
+    func remember(_ folder: String, of user: String) {
+        // Bounded: past 10,000 users the table starts afresh, so memory stays small with many mailboxes.
+        paths.withLock { table in
+            if table.count >= 10_000 { table.removeAll() }
+            table[user] = folder
+        }
+    }
 
     func contains(_ folder: String) -> Bool { folders.withLock { $0.contains(folder) } }
     func add(_ folder: String) { _ = folders.withLock { $0.insert(folder) } }

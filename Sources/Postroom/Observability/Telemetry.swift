@@ -159,8 +159,13 @@ public final class Telemetry: Sendable {
 
     /// Appends one event to the tracking log; a failing log is reported but never stops mail.
     public func track(_ event: TrackingEvent) {
-        guard let tracking else { return }
-        do { try tracking.append(event) } catch { log.warning("cannot write the tracking log: \(error)") }
+        track([event])
+    }
+
+    /// Records events that happened together, in one write.
+    public func track(_ events: [TrackingEvent]) {
+        guard let tracking, !events.isEmpty else { return }
+        do { try tracking.append(events) } catch { log.warning("cannot write the tracking log: \(error)") }
     }
 
     public func close() {

@@ -56,11 +56,18 @@ public final class TrackingLog: Sendable {
     /// Throws ``SystemError`` when the log cannot be written (callers usually report and go on:
     /// tracking must not stop mail).
     public func append(_ event: TrackingEvent) throws {
-        let line = event.jsonLine()
+        try append([event])
+    }
+
+    /// Appends events that happened together (a message's submission and delivery), in one write when unbuffered.
+    public func append(_ events: [TrackingEvent]) throws {
+        let lines = events.map { $0.jsonLine() }
         try state.withLock { s in
             guard !s.closed else { throw SystemError.closedFile(operation: "write", path: path) }
-            s.pending.append(line)
-            s.pendingBytes += line.count
+            for line in lines {
+                s.pending.append(line)
+                s.pendingBytes += line.count
+            }
             if s.pendingBytes > bufferBytes {
                 try writePending(&s)
             }

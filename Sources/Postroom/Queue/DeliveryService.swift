@@ -199,6 +199,11 @@ public final class DeliveryService: Sendable {
     /// Tracking events for one attempt in Exchange's names: DELIVER (STOREDRIVER) or SEND (GATEWAY,
     /// AGENT) per connector type, DEFER with the connector's own status, FAIL.
     func track(_ entry: QueueEntry, results: [DeliveryResult], connector: any Connector) {
+        telemetry.track(trackingEvents(entry, results: results, connector: connector))
+    }
+
+    /// One event per outcome (delivered, deferred, failed with one reason), each with its recipients.
+    func trackingEvents(_ entry: QueueEntry, results: [DeliveryResult], connector: any Connector) -> [TrackingEvent] {
         let (delivered, source) = TrackingEvent.delivery(connectorType: connector.configuration.type.rawValue)
         var groups: [(TrackingEvent.Kind, String?, String?, [String])] = []
         for (recipient, result) in zip(entry.envelope.recipients, results) {
@@ -214,10 +219,10 @@ public final class DeliveryService: Sendable {
                 groups.append((key.0, key.1, key.2, [recipient.address]))
             }
         }
-        for (kind, status, reason, recipients) in groups {
-            telemetry.track(TrackingEvent(event: kind, source: source, queueID: entry.id, messageID: entry.messageID,
-                                          sender: entry.envelope.sender, recipients: recipients, connector: entry.connector,
-                                          status: status, reason: reason, size: Int(entry.size)))
+        return groups.map { kind, status, reason, recipients in
+            TrackingEvent(event: kind, source: source, queueID: entry.id, messageID: entry.messageID,
+                          sender: entry.envelope.sender, recipients: recipients, connector: entry.connector,
+                          status: status, reason: reason, size: Int(entry.size))
         }
     }
 

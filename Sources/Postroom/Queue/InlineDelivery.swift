@@ -54,11 +54,12 @@ extension DeliveryService {
                 pending.append((queued, message))
                 continue
             }
-            telemetry.track(TrackingEvent(event: .submit, source: .queue, queueID: entry.id, messageID: entry.messageID,
+            // Submitted to the connector and delivered by it: both lines in one write.
+            let submitted = TrackingEvent(event: .submit, source: .queue, queueID: entry.id, messageID: entry.messageID,
                                           sender: entry.envelope.sender, recipients: entry.envelope.recipients.map(\.address),
-                                          connector: entry.connector, size: Int(entry.size)))
+                                          connector: entry.connector, size: Int(entry.size))
+            telemetry.track([submitted] + trackingEvents(entry, results: results, connector: connector))
             telemetry.attempted(entry, results: results)
-            track(entry, results: results, connector: connector)
             telemetry.delivered(entry)
         }
         // For the kill tests: every copy made inline is final here, and the claimed file is about
