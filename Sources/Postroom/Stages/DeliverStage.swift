@@ -58,7 +58,9 @@ public actor DeliverStage: MessageStage {
         self.delivery = delivery
     }
 
-    static let kind = StageKind.make("deliver", summary: "queue one copy per next hop durably and deliver it", workers: 16, settings: DeliverSettings.self) { _, context in
+    /// 64 workers: a message waits on the disk here (its copies' group commit takes two rounds of
+    /// `syncfs`), and the messages waiting together are what makes each round's sync serve many.
+    static let kind = StageKind.make("deliver", summary: "queue one copy per next hop durably and deliver it", workers: 64, settings: DeliverSettings.self) { _, context in
         try DeliverStage(context: context)
     }
 
