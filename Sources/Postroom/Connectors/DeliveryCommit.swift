@@ -129,8 +129,16 @@ public final class DeliveryCommit: Sendable {
 
     private func isOnSpool(_ folder: String) -> Bool {
         if let known = onSpool.withLock({ $0[folder] }) { return known }
-        let same = spoolDevice != nil && FileSystem.status(of: folder, followLinks: true)?.device == spoolDevice
-        onSpool.withLock { $0[folder] = same }
+        // A folder not made yet (a mailbox's first delivery) will be on its nearest existing ancestor's
+        // file system; that answer is not kept, since the folder may yet be a mount point's.
+        var existing = folder
+        var device = FileSystem.status(of: existing, followLinks: true)?.device
+        while device == nil, existing.count > 1 {
+            existing = Self.folder(of: existing)
+            device = FileSystem.status(of: existing, followLinks: true)?.device
+        }
+        let same = spoolDevice != nil && device == spoolDevice
+        if existing == folder { onSpool.withLock { $0[folder] = same } }
         return same
     }
 
