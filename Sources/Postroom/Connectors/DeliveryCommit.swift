@@ -39,6 +39,10 @@ public final class DeliveryCommit: Sendable {
     static let sustained = Duration.milliseconds(2)
     static let gatherDelay = 0.001
     static let fullBatch = 16
+    /// The spool, held open for the whole run: `syncfs` reports a write-back error that happened
+    /// since its descriptor was opened, so one opened per call could miss an error another process's
+    /// `syncfs` had already seen. Only the round's leader uses it.
+    private let spoolHandle: Mutex<OpenFile?>
     /// Whether a target folder is on the spool's file system (one `stat` per folder per run).
     private let onSpool = Mutex<[String: Bool]>([:])
 
@@ -63,6 +67,8 @@ public final class DeliveryCommit: Sendable {
         self.pool = pool
         self.strategy = strategy ?? (FileSystem.filesystemSyncIsDurable(at: spool) ? .filesystem : .eachFile)
         spoolDevice = FileSystem.status(of: spool, followLinks: true)?.device
+        // Opened before any delivery is written (or at the first sync, if the spool is made later).
+        spoolHandle = Mutex(try? OpenFile.open(spool, flags: O_RDONLY | O_DIRECTORY))
     }
 
     /// True when a delivery's first sync also makes durable every rename made before it was
@@ -208,6 +214,9 @@ public final class DeliveryCommit: Sendable {
     }
 
     private func syncSpool() throws(SystemError) {
-        try OpenFile.open(spool, flags: O_RDONLY | O_DIRECTORY).syncFilesystem()
+        try spoolHandle.withLock { handle throws(SystemError) in
+            if handle == nil { handle = try OpenFile.open(spool, flags: O_RDONLY | O_DIRECTORY) }
+            try handle!.syncFilesystem()
+        }
     }
 }
