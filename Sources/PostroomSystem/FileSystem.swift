@@ -122,6 +122,22 @@ public enum FileSystem {
         return numbers[0] > 5 || (numbers[0] == 5 && numbers[1] >= 8)
     }
 
+    /// The folder part of `path` (`""` when it has none, `/` for a file at the root): a scan for the
+    /// last slash, cheaper than Foundation's path calls on a hot path.
+    public static func parentPath(_ path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "" }
+        return slash == path.utf8.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// The hidden name beside `path` that a file is written under before it is renamed to `path`:
+    /// `.<name>.<pid>.tmp`, skipped by consumers (dot file) and by other processes (pid), and
+    /// removed at start-up where Postroom owns the folder.
+    public static func temporaryPath(for path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return ".\(path).\(getpid()).tmp" }
+        let name = path.utf8.index(after: slash)
+        return "\(path[..<name]).\(path[name...]).\(getpid()).tmp"
+    }
+
     /// The `f_type` magic number `statfs(2)` gives for the file system holding `path`.
     public static func filesystemType(at path: String) -> Int? {
         // Glibc's module map leaves out <sys/vfs.h>; f_type is the first field of struct statfs
@@ -139,9 +155,7 @@ public enum FileSystem {
     /// With `exactMode`, the file's mode is set to `mode` (`fchmod`), not `mode` less the umask.
     public static func writeAtomically(_ bytes: some Collection<UInt8>, to path: String, sync: Bool = true, mode: mode_t = 0o640,
                                        exactMode: Bool = false) throws(SystemError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
-        let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(name).\(getpid()).tmp"
+        let temporary = temporaryPath(for: path)
         do {
             let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: mode)
             if exactMode { try file.setMode(mode) }

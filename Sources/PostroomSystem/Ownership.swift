@@ -34,7 +34,7 @@ public enum Ownership {
             try correct(path, mode: wanted, group: group)
             return
         }
-        let parent = parentPath(path)
+        let parent = FileSystem.parentPath(path)
         if !parent.isEmpty, parent != path, parent != "/", FileSystem.status(of: parent, followLinks: true) == nil {
             try prepareDirectory(parent, mode: parentMode, group: nil, parentMode: parentMode)
         }
@@ -65,42 +65,19 @@ public enum Ownership {
         guard fchmod(file.descriptor, mode) == 0 else { throw SystemError(operation: "fchmod", path: file.path, errno: errno) }
     }
 
-    /// Writes a file under a hidden temporary name, gives it `mode` and `group`, fsyncs and renames it
-    /// into place (``FileSystem/writeAtomically(_:to:sync:mode:)`` with exact ownership).
-    public static func writeAtomically(_ bytes: some Collection<UInt8>, to path: String, mode: mode_t, group: gid_t?, sync: Bool = true) throws(SystemError) {
-        let directory = parentPath(path)
-        let name = path.split(separator: "/").last.map(String.init) ?? path
-        let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(name).\(getpid()).tmp"
-        do {
-            let file = try OpenFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
-            try apply(to: file, mode: mode, group: group)
-            try file.writeAll(bytes)
-            if sync { try file.sync() }
-            try FileSystem.rename(temporary, to: path)
-        } catch {
-            try? FileSystem.removeFileIfPresent(temporary)
-            throw error
-        }
-    }
-
     /// Adds the search bit for group and others (`chmod go+x`) to every folder strictly between
     /// `root` and `path`, so users of a shared folder can reach it through Postroom's own folders
     /// (`drop/`, made 0750 by a connector without permissions). Nothing becomes listable.
     public static func makeSearchable(ancestorsOf path: String, below root: String) throws(SystemError) {
         let base = root.hasSuffix("/") ? String(root.dropLast()) : root
         guard path.hasPrefix(base + "/") else { return }
-        var current = parentPath(path)
+        var current = FileSystem.parentPath(path)
         while current.count > base.count, current.hasPrefix(base + "/") {
             var info = stat()
             if stat(current, &info) == 0, info.st_mode & 0o011 != 0o011 {
                 guard chmod(current, (info.st_mode & 0o7777) | 0o011) == 0 else { throw SystemError(operation: "chmod", path: current, errno: errno) }
             }
-            current = parentPath(current)
+            current = FileSystem.parentPath(current)
         }
-    }
-
-    private static func parentPath(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "" }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 }

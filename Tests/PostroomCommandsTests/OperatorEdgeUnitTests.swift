@@ -126,7 +126,9 @@ import Testing
         let attributes = try FileManager.default.attributesOfItem(atPath: root + "/a/b")
         #expect((attributes[.posixPermissions] as? Int) == 0o2770)
         #expect((try FileManager.default.attributesOfItem(atPath: root + "/a")[.posixPermissions] as? Int) == 0o711)
-        try Ownership.writeAtomically(Array("x".utf8), to: root + "/a/b/f", mode: 0o640, group: group)
+        // What the connectors do to a file they write under a shared folder.
+        let file = try OpenFile.open(root + "/a/b/f", flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+        try Ownership.apply(to: file, mode: 0o640, group: group)
         #expect((try FileManager.default.attributesOfItem(atPath: root + "/a/b/f")[.posixPermissions] as? Int) == 0o640)
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: root + "/a")
         try Ownership.makeSearchable(ancestorsOf: root + "/a/b", below: root)

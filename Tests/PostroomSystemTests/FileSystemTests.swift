@@ -8,6 +8,18 @@ import TestSupport
 
 enum SystemLayer {
     @Suite struct FileSystemTests {
+        /// The folder of a path, and the hidden name a file is written under beside it (what the
+        /// queue's start-up clean-up removes: a dot file ending in `.tmp`).
+        @Test func parentAndTemporaryPaths() {
+            #expect(FileSystem.parentPath("/spool/drop/fax/1.eml") == "/spool/drop/fax")
+            #expect(FileSystem.parentPath("/file") == "/")
+            #expect(FileSystem.parentPath("file") == "")
+            let pid = ProcessInfo.processInfo.processIdentifier
+            #expect(FileSystem.temporaryPath(for: "/spool/drop/fax/1.eml") == "/spool/drop/fax/.1.eml.\(pid).tmp")
+            #expect(FileSystem.temporaryPath(for: "/file") == "/.file.\(pid).tmp")
+            #expect(FileSystem.temporaryPath(for: "file") == ".file.\(pid).tmp")
+        }
+
         @Test func writeAtomicallyReplacesContentAndLeavesNoTemporaryFile() throws {
             let folder = try TemporaryFolder("fs")
             let path = folder.sub("file")

@@ -83,7 +83,7 @@ public final class DeliveryCommit: Sendable {
     /// On an error before the rename, the temporary file is removed.
     public func deliver(temporary: String, final: String,
                         write: @escaping @Sendable () throws(SystemError) -> OpenFile?) async throws(SystemError) -> Bool {
-        let folder = Self.folder(of: final)
+        let folder = FileSystem.parentPath(final)
         let wrote = try await commit(temporary: temporary, final: final, folder: folder, write: write)
         if !wrote { try await directorySync.sync(folder) }
         return wrote
@@ -140,7 +140,7 @@ public final class DeliveryCommit: Sendable {
         var existing = folder
         var device = FileSystem.status(of: existing, followLinks: true)?.device
         while device == nil, existing.count > 1 {
-            existing = Self.folder(of: existing)
+            existing = FileSystem.parentPath(existing)
             device = FileSystem.status(of: existing, followLinks: true)?.device
         }
         let same = spoolDevice != nil && device == spoolDevice
@@ -197,7 +197,7 @@ public final class DeliveryCommit: Sendable {
                     renamed.append(file)
                 } else {
                     // On another file system the spool's syncfs does not reach the rename: sync its folder now.
-                    let folder = Self.folder(of: file.final)
+                    let folder = FileSystem.parentPath(file.final)
                     file.continuation.resume(returning: Result { () throws(SystemError) -> Bool in
                         try FileSystem.syncDirectory(folder)
                         return true
@@ -205,12 +205,6 @@ public final class DeliveryCommit: Sendable {
                 }
             }
         }
-    }
-
-    /// The folder part of an absolute path (`NSString.deletingLastPathComponent` costs more than the write).
-    private static func folder(of path: String) -> String {
-        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
-        return slash == path.utf8.startIndex ? "/" : String(path[..<slash])
     }
 
     private func syncSpool() throws(SystemError) {

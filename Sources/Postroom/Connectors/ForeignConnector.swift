@@ -47,8 +47,7 @@ public struct ForeignConnector: Connector {
         let quotaFiles = configuration.quotaFiles
         let usageCache = usage
         let permissions = configuration.permissions
-        // Hidden (a consumer skips dot files) and unique to this process.
-        let temporary = directory + "/." + name + ".eml." + String(ProcessInfo.processInfo.processIdentifier) + ".tmp"
+        let temporary = FileSystem.temporaryPath(for: path)
         let outcome: Result<Bool, SystemError>
         do throws(SystemError) {
             outcome = .success(try await commit.deliver(temporary: temporary, final: path) { () throws(SystemError) -> OpenFile? in
