@@ -81,15 +81,22 @@ public final class DeliveryCommit: Sendable {
     /// system) and the rename made durable. Returns false when `write` found nothing to do; the
     /// final folder is synced then too, since the earlier attempt may have died before its sync.
     /// On an error before the rename, the temporary file is removed.
-    public func deliver(temporary: String, final: String,
+    ///
+    /// `quick` says `write` is short work that never waits for the disk (a small file into the page
+    /// cache, no folder scan): with ``Strategy/filesystem`` it then runs on the caller's thread,
+    /// which saves the two thread switches of a trip to the pool; the syncs stay on pool threads.
+    public func deliver(temporary: String, final: String, quick: Bool = false,
                         write: @escaping @Sendable () throws(SystemError) -> OpenFile?) async throws(SystemError) -> Bool {
         let folder = FileSystem.parentPath(final)
-        let wrote = try await commit(temporary: temporary, final: final, folder: folder, write: write)
+        let wrote = try await commit(temporary: temporary, final: final, folder: folder, quick: quick, write: write)
         if !wrote { try await directorySync.sync(folder) }
         return wrote
     }
 
-    private func commit(temporary: String, final: String, folder: String,
+    /// Files at most this big may be written on the caller's thread (see `quick`).
+    public static let quickWriteLimit = 256 * 1024
+
+    private func commit(temporary: String, final: String, folder: String, quick: Bool,
                         write: @escaping @Sendable () throws(SystemError) -> OpenFile?) async throws(SystemError) -> Bool {
         switch strategy {
         case .eachFile:
@@ -106,17 +113,30 @@ public final class DeliveryCommit: Sendable {
             return wrote
         case .filesystem:
             let onSpool = isOnSpool(folder)
-            let result: Result<Bool, SystemError> = await withCheckedContinuation { continuation in
-                pool.submit {
-                    let written = Result { () throws(SystemError) -> Bool in
-                        try Self.removingTemporary(temporary) { () throws(SystemError) -> Bool in
-                            guard let file = try write() else { return false }
-                            if !onSpool { try file.sync() }
-                            return true
-                        }
+            // A file off the spool is fsynced on its own: that waits for the disk, so never quick.
+            let inline = quick && onSpool
+            @Sendable func written() -> Result<Bool, SystemError> {
+                Result { () throws(SystemError) -> Bool in
+                    try Self.removingTemporary(temporary) { () throws(SystemError) -> Bool in
+                        guard let file = try write() else { return false }
+                        if !onSpool { try file.sync() }
+                        return true
                     }
-                    guard case .success(true) = written else { return continuation.resume(returning: written) }
-                    self.join(Waiting(temporary: temporary, final: final, onSpool: onSpool, continuation: continuation))
+                }
+            }
+            if inline {
+                let outcome = written()
+                guard case .success(true) = outcome else { return try outcome.get() }
+            }
+            let result: Result<Bool, SystemError> = await withCheckedContinuation { continuation in
+                if inline {
+                    join(Waiting(temporary: temporary, final: final, onSpool: onSpool, continuation: continuation), onPoolThread: false)
+                    return
+                }
+                pool.submit {
+                    let outcome = written()
+                    guard case .success(true) = outcome else { return continuation.resume(returning: outcome) }
+                    self.join(Waiting(temporary: temporary, final: final, onSpool: onSpool, continuation: continuation), onPoolThread: true)
                 }
             }
             return try result.get()
@@ -148,15 +168,17 @@ public final class DeliveryCommit: Sendable {
         return same
     }
 
-    /// Adds a written file to the next batch; the first caller with no batch running leads, on its own pool thread.
-    private func join(_ waiting: Waiting) {
+    /// Adds a written file to the next batch; the first caller with no batch running leads, on its
+    /// own pool thread when it is on one, else on a pool thread it asks for (a round blocks on the disk).
+    private func join(_ waiting: Waiting, onPoolThread: Bool) {
         let lead = batch.withLock { batch -> Bool in
             batch.waiting.append(waiting)
             if batch.leading { return false }
             batch.leading = true
             return true
         }
-        if lead { self.lead() }
+        guard lead else { return }
+        if onPoolThread { self.lead() } else { pool.submit { self.lead() } }
     }
 
     /// Commits batches until none is waiting. Each round makes one `syncfs` of the spool, which

@@ -50,7 +50,9 @@ public struct ForeignConnector: Connector {
         let temporary = FileSystem.temporaryPath(for: path)
         let outcome: Result<Bool, SystemError>
         do throws(SystemError) {
-            outcome = .success(try await commit.deliver(temporary: temporary, final: path) { () throws(SystemError) -> OpenFile? in
+            // Quick unless a quota may scan the drop directory or the file is big.
+            let quick = quota == nil && quotaFiles == nil && bytes.count <= DeliveryCommit.quickWriteLimit
+            outcome = .success(try await commit.deliver(temporary: temporary, final: path, quick: quick) { () throws(SystemError) -> OpenFile? in
                 if FileSystem.exists(path) { return nil }
                 guard FileSystem.status(of: directory, followLinks: true)?.kind == .directory else {
                     throw SystemError.notFound(operation: "drop directory", path: directory)

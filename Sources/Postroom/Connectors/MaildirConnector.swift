@@ -68,7 +68,9 @@ public struct MaildirConnector: Connector {
         let prepared = preparedFolders
         let temporary = folder + "/tmp/" + name
         do throws(SystemError) {
-            _ = try await commit.deliver(temporary: temporary, final: folder + "/new/" + name) { () throws(SystemError) -> OpenFile? in
+            // Quick unless it scans folders (an earlier copy, the quota) or the message is big.
+            let quick = !mayExist && quota == nil && message.count <= DeliveryCommit.quickWriteLimit
+            _ = try await commit.deliver(temporary: temporary, final: folder + "/new/" + name, quick: quick) { () throws(SystemError) -> OpenFile? in
                 if mayExist, FileSystem.exists(folder + "/new/" + name) || FileSystem.exists(folder + "/cur/" + name)
                     || ((try? FileSystem.contents(of: folder + "/cur")) ?? []).contains(where: { $0.hasPrefix(name + ":") }) {
                     return nil

@@ -234,8 +234,12 @@ public actor IngestStage {
         let path = RawPath(directory: directory.path, name: name)
         let byRename = claimsByRename[directoryIndex]
         let limit = readLimit
-        // Claim and read in one trip to the blocking pool, through the descriptor the claim checked.
-        let outcome = await BlockingPool.shared.run { Self.claim(path: path, directory: directory, byRename: byRename, queue: queue, readLimit: limit) }
+        // Claim and read through the descriptor the claim checked. A claim by rename is a rename and
+        // a read from the page cache, done here (a trip to the blocking pool costs two thread
+        // switches); a claim by copy from another file system writes and fsyncs, so it goes there.
+        let outcome = byRename
+            ? Self.claim(path: path, directory: directory, byRename: true, queue: queue, readLimit: limit)
+            : await BlockingPool.shared.run { Self.claim(path: path, directory: directory, byRename: false, queue: queue, readLimit: limit) }
         let key = RecheckKey(directoryIndex: directoryIndex, name: name)
         switch outcome {
         case .skipped:

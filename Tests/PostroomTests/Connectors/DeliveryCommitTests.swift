@@ -21,16 +21,17 @@ import TestSupport
     }
 
     /// Many deliveries at once (group commit batches them): each file arrives whole under its
-    /// final name, exactly once, and no temporary file is left.
-    @Test(arguments: DeliveryCommit.Strategy.allCases)
-    func concurrentDeliveriesAllArriveWholeAndLeaveNoTemporary(strategy: DeliveryCommit.Strategy) async throws {
+    /// final name, exactly once, and no temporary file is left; written on a pool thread or,
+    /// `quick`, on the caller's.
+    @Test(arguments: DeliveryCommit.Strategy.allCases, [false, true])
+    func concurrentDeliveriesAllArriveWholeAndLeaveNoTemporary(strategy: DeliveryCommit.Strategy, quick: Bool) async throws {
         let root = try Self.folders("commit")
         let path = root.path
         let commit = DeliveryCommit(spool: path, directorySync: DirectorySync(), strategy: strategy)
         let results = await withTaskGroup(of: Bool.self) { group in
             for index in 0..<64 {
                 group.addTask {
-                    (try? await commit.deliver(temporary: path + "/tmp/m\(index)", final: path + "/new/m\(index)",
+                    (try? await commit.deliver(temporary: path + "/tmp/m\(index)", final: path + "/new/m\(index)", quick: quick,
                                                write: Self.writing("message \(index)\n", to: path + "/tmp/m\(index)"))) ?? false
                 }
             }
@@ -44,23 +45,23 @@ import TestSupport
     }
 
     /// `write` finding the delivery made already: nothing is written or renamed.
-    @Test(arguments: DeliveryCommit.Strategy.allCases)
-    func aDeliveryFoundMadeIsNotMadeAgain(strategy: DeliveryCommit.Strategy) async throws {
+    @Test(arguments: DeliveryCommit.Strategy.allCases, [false, true])
+    func aDeliveryFoundMadeIsNotMadeAgain(strategy: DeliveryCommit.Strategy, quick: Bool) async throws {
         let root = try Self.folders("commit-found")
         let commit = DeliveryCommit(spool: root.path, directorySync: DirectorySync(), strategy: strategy)
-        let wrote = try await commit.deliver(temporary: root.sub("tmp/m"), final: root.sub("new/m")) { () throws(SystemError) -> OpenFile? in nil }
+        let wrote = try await commit.deliver(temporary: root.sub("tmp/m"), final: root.sub("new/m"), quick: quick) { () throws(SystemError) -> OpenFile? in nil }
         #expect(!wrote)
         #expect(try FileSystem.contents(of: root.sub("new")).isEmpty && FileSystem.contents(of: root.sub("tmp")).isEmpty)
     }
 
     /// A write that fails half-way leaves no temporary file, and says why.
-    @Test(arguments: DeliveryCommit.Strategy.allCases)
-    func aFailedWriteLeavesNoTemporary(strategy: DeliveryCommit.Strategy) async throws {
+    @Test(arguments: DeliveryCommit.Strategy.allCases, [false, true])
+    func aFailedWriteLeavesNoTemporary(strategy: DeliveryCommit.Strategy, quick: Bool) async throws {
         let root = try Self.folders("commit-fail")
         let commit = DeliveryCommit(spool: root.path, directorySync: DirectorySync(), strategy: strategy)
         let temporary = root.sub("tmp/m"), final = root.sub("new/m")
         await #expect(throws: SystemError.self) {
-            _ = try await commit.deliver(temporary: temporary, final: final) { () throws(SystemError) -> OpenFile? in
+            _ = try await commit.deliver(temporary: temporary, final: final, quick: quick) { () throws(SystemError) -> OpenFile? in
                 _ = try Self.writing("half", to: temporary)()
                 throw SystemError.overQuota(operation: "quota", path: temporary)
             }
@@ -69,13 +70,13 @@ import TestSupport
     }
 
     /// In a batch, a rename that fails (its folder is gone) fails only its own delivery.
-    @Test(arguments: DeliveryCommit.Strategy.allCases)
-    func aFailedRenameFailsOnlyItsOwnDelivery(strategy: DeliveryCommit.Strategy) async throws {
+    @Test(arguments: DeliveryCommit.Strategy.allCases, [false, true])
+    func aFailedRenameFailsOnlyItsOwnDelivery(strategy: DeliveryCommit.Strategy, quick: Bool) async throws {
         let root = try Self.folders("commit-rename")
         let commit = DeliveryCommit(spool: root.path, directorySync: DirectorySync(), strategy: strategy)
         let path = root.path
-        async let good = commit.deliver(temporary: path + "/tmp/good", final: path + "/new/good", write: Self.writing("good", to: path + "/tmp/good"))
-        async let bad = commit.deliver(temporary: path + "/tmp/bad", final: path + "/missing/bad", write: Self.writing("bad", to: path + "/tmp/bad"))
+        async let good = commit.deliver(temporary: path + "/tmp/good", final: path + "/new/good", quick: quick, write: Self.writing("good", to: path + "/tmp/good"))
+        async let bad = commit.deliver(temporary: path + "/tmp/bad", final: path + "/missing/bad", quick: quick, write: Self.writing("bad", to: path + "/tmp/bad"))
         #expect(try await good)
         do {
             _ = try await bad
