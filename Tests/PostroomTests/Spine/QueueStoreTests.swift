@@ -280,7 +280,8 @@ extension Spine {
             let spool = try Spine.TemporaryFolder("poison")
             let store = QueueStore(spool: spool.path)
             try store.prepare()
-            let journal = PoisonJournal(queue: store, compactAfter: 4096)
+            // Without slots every mark is a line, which is what compaction is for.
+            let journal = PoisonJournal(queue: store, compactAfter: 4096, slotCount: 0)
             try journal.reset(keeping: ["C:old": 1])
             journal.begin("Q:open-throughout")
             journal.failed("Q:errored")
@@ -297,6 +298,64 @@ extension Spine {
             journal.end("Q:open-throughout")
             journal.end("C:open-at-the-end")
             #expect(PoisonJournal(queue: store).failureCounts() == ["C:old": 1, "Q:errored": 1])
+        }
+
+        @Test func marksGoToSlotsAndWriteNothingToTheJournal() throws {
+            let spool = try Spine.TemporaryFolder("poison")
+            let store = QueueStore(spool: spool.path)
+            try store.prepare()
+            let journal = PoisonJournal(queue: store)
+            try journal.reset(keeping: ["C:old": 1])
+            let size = try FileSystem.readFile(journal.path).count
+            for index in 0..<1000 {
+                journal.begin("C:\(index)")
+                journal.begin("C:\(index)")
+                journal.end("C:\(index)")
+                journal.end("C:\(index)")
+            }
+            journal.begin("Q:open")
+            #expect(try FileSystem.readFile(journal.path).count == size, "begin and end wrote journal lines")
+            // A second process (the next start) reads the slots from the file, as after a kill -9.
+            #expect(PoisonJournal(queue: store).failureCounts() == ["C:old": 1, "Q:open": 1])
+            journal.end("Q:open")
+            #expect(PoisonJournal(queue: store).failureCounts() == ["C:old": 1])
+        }
+
+        @Test func aTornSlotIsNotCounted() throws {
+            let spool = try Spine.TemporaryFolder("poison")
+            let store = QueueStore(spool: spool.path)
+            try store.prepare()
+            let journal = PoisonJournal(queue: store, slotCount: 4)
+            try journal.reset(keeping: [:])
+            journal.begin("C:0000000000001")
+            let whole = try FileSystem.readFile(journal.slotsPath)
+            #expect(PoisonJournal.openSlots(whole) == ["C:0000000000001"])
+            // A death in the middle of the stores: a key byte not yet written, or the state byte set
+            // over a slot whose key was never stored (its checksum cleared when it last ended).
+            var torn = whole
+            torn[5] ^= 0x01
+            #expect(PoisonJournal.openSlots(torn).isEmpty)
+            journal.end("C:0000000000001")
+            var reused = try FileSystem.readFile(journal.slotsPath)
+            #expect(PoisonJournal.openSlots(reused).isEmpty)
+            reused[0] = 1
+            #expect(PoisonJournal.openSlots(reused).isEmpty, "an ended key came back to life")
+            #expect(PoisonJournal.openSlots(Array(whole.prefix(100))).isEmpty, "a short file is read without a crash")
+        }
+
+        @Test func fullSlotsAndLongKeysFallBackToJournalLines() throws {
+            let spool = try Spine.TemporaryFolder("poison")
+            let store = QueueStore(spool: spool.path)
+            try store.prepare()
+            let journal = PoisonJournal(queue: store, slotCount: 2)
+            try journal.reset(keeping: [:])
+            let long = "Q:" + String(repeating: "x", count: 200)
+            let keys = ["C:1", "C:2", "C:3", long]
+            for key in keys { journal.begin(key) }
+            #expect(try FileSystem.readFile(journal.path).count > 0, "the keys without a slot went to the journal")
+            #expect(PoisonJournal(queue: store).failureCounts() == Dictionary(uniqueKeysWithValues: keys.map { ($0, 1) }))
+            for key in keys { journal.end(key) }
+            #expect(PoisonJournal(queue: store).failureCounts().isEmpty)
         }
     }
 }
