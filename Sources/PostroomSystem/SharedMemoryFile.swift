@@ -56,13 +56,10 @@ public final class SharedMemoryFile {
     }
 
     /// Copies `bytes` into the file at `offset`.
-    public func store(_ bytes: some Collection<UInt8>, at offset: Int) {
+    public func store(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         precondition(offset >= 0 && offset + bytes.count <= count)
-        var position = offset
-        for byte in bytes {
-            base.storeBytes(of: byte, toByteOffset: position, as: UInt8.self)
-            position += 1
-        }
+        guard let source = bytes.baseAddress else { return }
+        (base + offset).copyMemory(from: source, byteCount: bytes.count)
     }
 
     /// Stores `value` at `offset` in little-endian order.

@@ -6,7 +6,7 @@ import Synchronization
 /// message tracking log, behind one object the runner, the ingest source and the delivery
 /// side call into.
 ///
-/// The runner records every stage through ``stageStarted(_:)``/``stageFinished(_:seconds:result:)``,
+/// The runner records every stage through ``stageStarted(_:buffered:)``/``stageFinished(_:seconds:result:)``,
 /// so a new stage kind gets its metrics without code of its own. Without a tracking log
 /// (`check`, `explain`, tests) events are simply not written.
 public final class Telemetry: Sendable {
@@ -67,15 +67,13 @@ public final class Telemetry: Sendable {
 
     // MARK: Stages (called by the runner)
 
-    func stageStarted(_ name: String, buffered: Int) {
-        let metrics = stage(name)
+    func stageStarted(_ metrics: StageMetrics, buffered: Int) {
         metrics.received.increment()
         metrics.inFlight.increment()
         metrics.buffer.set(buffered)
     }
 
-    func stageFinished(_ name: String, seconds: Double, result: StageResult) {
-        let metrics = stage(name)
+    func stageFinished(_ metrics: StageMetrics, seconds: Double, result: StageResult) {
         metrics.processing.observe(seconds)
         metrics.inFlight.decrement()
         metrics.sent.increment()
@@ -88,8 +86,7 @@ public final class Telemetry: Sendable {
         }
     }
 
-    func stageFailed(_ name: String, seconds: Double, error: any Error) {
-        let metrics = stage(name)
+    func stageFailed(_ metrics: StageMetrics, seconds: Double, error: any Error) {
         metrics.processing.observe(seconds)
         metrics.inFlight.decrement()
         let reason: String

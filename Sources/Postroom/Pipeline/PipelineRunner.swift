@@ -154,19 +154,19 @@ public final class PipelineRunner: Sendable {
     static func runStage(name: String, stage: any MessageStage, input: BoundedChannel<PipelineItem>,
                          output: BoundedChannel<PipelineItem>?, telemetry: Telemetry, journal: PoisonJournal, log: Logger,
                          onFailure: @Sendable (PipelineItem, any Error) async -> Void) async {
+        let metrics = telemetry.stage(name)
         while let item = await input.receive() {
-            telemetry.stageStarted(name, buffered: input.count)
+            telemetry.stageStarted(metrics, buffered: input.count)
             let start = ContinuousClock.now
             // Only the message a stage is working on is at risk if the process dies now.
-            let journalKey = PoisonJournal.key(claimed: item.queueID)
-            journal.begin(journalKey)
+            let mark = journal.begin(PoisonJournal.key(claimed: item.queueID))
             FaultInjection.crashIfMarked(item.bytes, stage: name)
             do {
                 let result = try await stage.process(item)
                 // "end" before the hand-off: once the next stage may begin, this one must be on
                 // record as finished, or a crash there would count twice against the message.
-                journal.end(journalKey)
-                telemetry.stageFinished(name, seconds: seconds(since: start), result: result)
+                journal.end(mark)
+                telemetry.stageFinished(metrics, seconds: seconds(since: start), result: result)
                 if case .forward(let next) = result {
                     if let output {
                         await output.send(next)
@@ -175,8 +175,8 @@ public final class PipelineRunner: Sendable {
                     }
                 }
             } catch {
-                journal.end(journalKey)
-                telemetry.stageFailed(name, seconds: seconds(since: start), error: error)
+                journal.end(mark)
+                telemetry.stageFailed(metrics, seconds: seconds(since: start), error: error)
                 log.error("stage \(name) failed on \(item.queueID): \(error); the message stays queued in \(item.claimed.path)")
                 await onFailure(item, error)
             }

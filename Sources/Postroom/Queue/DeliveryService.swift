@@ -241,8 +241,8 @@ public final class DeliveryService: Sendable {
         guard let (loadedEntry, message) = loaded else { return nil }
         var entry = loadedEntry
         let journalKey = PoisonJournal.key(entry: id)
-        journal.begin(journalKey)
-        defer { journal.end(journalKey) }
+        let mark = journal.begin(journalKey)
+        defer { journal.end(mark) }
         let results = await connector.deliver(entry, message: message)
         telemetry.attempted(entry, results: results)
         track(entry, results: results, connector: connector)

@@ -40,8 +40,6 @@ public final class PoisonJournal: Sendable {
         var failures: [String: Int] = [:]
         var slots: SharedMemoryFile?
         var freeSlots: [Int] = []
-        /// The slots each open key holds.
-        var slotsByKey: [String: [Int]] = [:]
     }
     // Appends happen under the lock, so none can land in a file that compaction is replacing.
     private let state = Mutex(State())
@@ -112,7 +110,6 @@ public final class PoisonJournal: Sendable {
             // Without a slot file (say, a file system that cannot map it) every mark is a journal line.
             state.slots = slotCount > 0 ? try? SharedMemoryFile(creating: slotsPath, count: slotCount * Self.slotSize) : nil
             state.freeSlots = state.slots == nil ? [] : Array((0..<slotCount).reversed())
-            state.slotsByKey = [:]
             state.file = try Self.rewrite(path, open: [:], failures: counts)
             state.appended = 0
             state.open = [:]
@@ -133,36 +130,46 @@ public final class PoisonJournal: Sendable {
         return try AppendOnlyFile(path: path)
     }
 
-    /// Marks work on `key` as started.
-    public func begin(_ key: String) {
-        let stored = state.withLock { state -> Bool in
-            let utf8 = key.utf8
-            guard let slots = state.slots, utf8.count <= Self.slotKeyCapacity, let slot = state.freeSlots.popLast() else { return false }
-            let start = slot * Self.slotSize
-            // The state byte last; should the compiler or a death reorder or cut the stores, the
-            // checksum still refuses a slot whose key is not whole.
-            slots[start + 1] = UInt8(utf8.count)
-            slots.store(utf8, at: start + 2)
-            slots.store(Self.checksum(length: utf8.count, key: utf8), at: start + Self.slotSize - 4)
-            slots[start] = 1
-            state.slotsByKey[key, default: []].append(slot)
-            return true
-        }
-        if !stored { append("B", key) }
+    /// An open mark, handed back to ``end(_:)``: the slot it holds, or none when it is a journal line.
+    public struct Mark: Sendable {
+        public let key: String
+        let slot: Int?
     }
 
-    /// Marks work on `key` as ended (one ``begin(_:)`` each).
-    public func end(_ key: String) {
-        let cleared = state.withLock { state -> Bool in
-            guard let slots = state.slots, var held = state.slotsByKey[key], let slot = held.popLast() else { return false }
+    /// Marks work on `key` as started.
+    public func begin(_ key: String) -> Mark {
+        let slot = state.withLock { state -> Int? in
+            guard let slots = state.slots, key.utf8.count <= Self.slotKeyCapacity, let slot = state.freeSlots.popLast() else { return nil }
+            let stored = key.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+                let start = slot * Self.slotSize
+                // The state byte last; should the compiler or a death reorder or cut the stores, the
+                // checksum still refuses a slot whose key is not whole.
+                slots[start + 1] = UInt8(utf8.count)
+                slots.store(UnsafeRawBufferPointer(utf8), at: start + 2)
+                slots.store(Self.checksum(length: utf8.count, key: utf8), at: start + Self.slotSize - 4)
+                slots[start] = 1
+                return true
+            }
+            guard stored == true else {
+                state.freeSlots.append(slot)
+                return nil
+            }
+            return slot
+        }
+        if slot == nil { append("B", key) }
+        return Mark(key: key, slot: slot)
+    }
+
+    /// Marks the work `mark` began as ended.
+    public func end(_ mark: Mark) {
+        guard let slot = mark.slot else { return append("E", mark.key) }
+        state.withLock { state in
+            guard let slots = state.slots else { return }
             let start = slot * Self.slotSize
             slots[start] = 0
             slots.store(UInt32(0), at: start + Self.slotSize - 4)
-            state.slotsByKey[key] = held.isEmpty ? nil : held
             state.freeSlots.append(slot)
-            return true
         }
-        if !cleared { append("E", key) }
     }
 
     /// Records an unexpected failure of the work on `key`.

@@ -182,8 +182,13 @@ public final class QueueStore: Sendable {
     /// under the same queue id and its copies are found by their names (see ``remove(id:state:sync:)``).
     /// When queue entries were stored the removal is synced, so that a claimed file can never come
     /// back beside entries whose retry state or deliveries (SMTP, agents) moved on.
+    ///
+    /// The `unlink` runs on the blocking pool: freeing a file's blocks can wait for the disk (a
+    /// synchronous discard on a file system mounted with `discard`), which must not hold up a
+    /// thread of Swift's cooperative pool.
     public func release(_ claimed: ClaimedFile, sync: Bool = true) async throws(SystemError) {
-        try FileSystem.removeFileIfPresent(claimed.path)
+        let path = claimed.path
+        try await BlockingPool.shared.run { () throws(SystemError) in try FileSystem.removeFileIfPresent(path) }
         if sync { try await directorySync.sync(incoming) }
     }
 

@@ -233,9 +233,8 @@ extension Spine {
             let run1 = PoisonJournal(queue: store)
             #expect(run1.failureCounts().isEmpty, "no journal yet")
             try run1.reset(keeping: run1.failureCounts())
-            run1.begin("Q:crashed")
-            run1.begin("Q:fine")
-            run1.end("Q:fine")
+            _ = run1.begin("Q:crashed")
+            run1.end(run1.begin("Q:fine"))
             run1.failed("Q:errored")
             run1.failed("Q:errored")
 
@@ -255,20 +254,19 @@ extension Spine {
 
             let run1 = PoisonJournal(queue: store)
             try run1.reset(keeping: [:])
-            run1.begin(key)
+            _ = run1.begin(key)
 
             let run2 = PoisonJournal(queue: store)
             let afterFirstCrash = run2.failureCounts()
             #expect(afterFirstCrash == [key: 1])
             try run2.reset(keeping: afterFirstCrash)
-            run2.begin(key)  // crashes again
+            _ = run2.begin(key)  // crashes again
 
             let run3 = PoisonJournal(queue: store)
             let afterSecondCrash = run3.failureCounts()
             #expect(afterSecondCrash == [key: 2])
             try run3.reset(keeping: afterSecondCrash)
-            run3.begin(key)
-            run3.end(key)  // this time it finished
+            run3.end(run3.begin(key))  // this time it finished
 
             let run4 = PoisonJournal(queue: store)
             #expect(run4.failureCounts() == [key: 2], "earlier failures are kept, the clean run adds none")
@@ -283,20 +281,19 @@ extension Spine {
             // Without slots every mark is a line, which is what compaction is for.
             let journal = PoisonJournal(queue: store, compactAfter: 4096, slotCount: 0)
             try journal.reset(keeping: ["C:old": 1])
-            journal.begin("Q:open-throughout")
+            let throughout = journal.begin("Q:open-throughout")
             journal.failed("Q:errored")
             // Ten thousand finished stages: 300 KB of lines without compaction.
             for index in 0..<10_000 {
-                journal.begin("C:\(index)")
-                journal.end("C:\(index)")
+                journal.end(journal.begin("C:\(index)"))
             }
-            journal.begin("C:open-at-the-end")
+            let atTheEnd = journal.begin("C:open-at-the-end")
             let size = try FileSystem.readFile(journal.path).count
             #expect(size < 8192, "the journal is \(size) bytes after 10,000 finished stages")
             // What a crash now would find: every open key once, every failure.
             #expect(PoisonJournal(queue: store).failureCounts() == ["C:old": 1, "Q:errored": 1, "Q:open-throughout": 1, "C:open-at-the-end": 1])
-            journal.end("Q:open-throughout")
-            journal.end("C:open-at-the-end")
+            journal.end(throughout)
+            journal.end(atTheEnd)
             #expect(PoisonJournal(queue: store).failureCounts() == ["C:old": 1, "Q:errored": 1])
         }
 
@@ -308,16 +305,16 @@ extension Spine {
             try journal.reset(keeping: ["C:old": 1])
             let size = try FileSystem.readFile(journal.path).count
             for index in 0..<1000 {
-                journal.begin("C:\(index)")
-                journal.begin("C:\(index)")
-                journal.end("C:\(index)")
-                journal.end("C:\(index)")
+                let first = journal.begin("C:\(index)")
+                let second = journal.begin("C:\(index)")
+                journal.end(first)
+                journal.end(second)
             }
-            journal.begin("Q:open")
+            let open = journal.begin("Q:open")
             #expect(try FileSystem.readFile(journal.path).count == size, "begin and end wrote journal lines")
             // A second process (the next start) reads the slots from the file, as after a kill -9.
             #expect(PoisonJournal(queue: store).failureCounts() == ["C:old": 1, "Q:open": 1])
-            journal.end("Q:open")
+            journal.end(open)
             #expect(PoisonJournal(queue: store).failureCounts() == ["C:old": 1])
         }
 
@@ -327,7 +324,7 @@ extension Spine {
             try store.prepare()
             let journal = PoisonJournal(queue: store, slotCount: 4)
             try journal.reset(keeping: [:])
-            journal.begin("C:0000000000001")
+            let mark = journal.begin("C:0000000000001")
             let whole = try FileSystem.readFile(journal.slotsPath)
             #expect(PoisonJournal.openSlots(whole) == ["C:0000000000001"])
             // A death in the middle of the stores: a key byte not yet written, or the state byte set
@@ -335,7 +332,7 @@ extension Spine {
             var torn = whole
             torn[5] ^= 0x01
             #expect(PoisonJournal.openSlots(torn).isEmpty)
-            journal.end("C:0000000000001")
+            journal.end(mark)
             var reused = try FileSystem.readFile(journal.slotsPath)
             #expect(PoisonJournal.openSlots(reused).isEmpty)
             reused[0] = 1
@@ -351,10 +348,10 @@ extension Spine {
             try journal.reset(keeping: [:])
             let long = "Q:" + String(repeating: "x", count: 200)
             let keys = ["C:1", "C:2", "C:3", long]
-            for key in keys { journal.begin(key) }
+            let marks = keys.map { journal.begin($0) }
             #expect(try FileSystem.readFile(journal.path).count > 0, "the keys without a slot went to the journal")
             #expect(PoisonJournal(queue: store).failureCounts() == Dictionary(uniqueKeysWithValues: keys.map { ($0, 1) }))
-            for key in keys { journal.end(key) }
+            for mark in marks { journal.end(mark) }
             #expect(PoisonJournal(queue: store).failureCounts().isEmpty)
         }
     }
