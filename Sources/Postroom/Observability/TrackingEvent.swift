@@ -201,6 +201,12 @@ public struct TrackingEvent: Codable, Sendable, Equatable {
     /// sequence is 0x80 or above and passes through, and only ASCII needs escaping.
     static func appendQuoted(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Most values (queue ids, addresses, connector names) need no escape: one copy then.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: s.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in s.utf8 {
             switch byte {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"):
