@@ -1,11 +1,14 @@
 import Foundation
 import Synchronization
 
-/// A fixed set of threads for blocking system calls (fsync, rename, read, write).
+/// A fixed set of threads for system calls that wait for the disk (`fsync`, `syncfs`, an
+/// `unlink` that frees blocks, copying or writing a big file).
 ///
 /// Swift's cooperative pool has one thread per core; a blocking `fsync` there would stall
 /// every actor. Work submitted here runs on threads of its own, at most `threads` at once,
-/// which also bounds how many files are written in parallel.
+/// which also bounds how many files are written in parallel. Short calls that only touch the
+/// page cache (a rename, a small read or write) are cheaper made where they are: a trip here
+/// costs two thread switches.
 public final class BlockingPool: Sendable {
     private let jobs = Mutex<[@Sendable () -> Void]>([])
     private let available = DispatchSemaphore(value: 0)

@@ -38,10 +38,16 @@ public final class MetricsFileWriter: Sendable {
 
     /// Writes at once, then every `interval` until the task is cancelled, then one final time, so the file
     /// reflects the state at shutdown. Write errors (disk full, directory removed) are passed to `onError`
-    /// and the loop goes on: metrics must never stop the daemon.
-    public func run(every interval: Duration, onError: @Sendable (any Error) -> Void = { _ in }) async {
+    /// and the loop goes on: metrics must never stop the daemon. `onWritten` is called after each
+    /// periodic write that succeeded.
+    public func run(every interval: Duration, onWritten: @Sendable () -> Void = {}, onError: @Sendable (any Error) -> Void = { _ in }) async {
         while true {
-            do { try await writeNow() } catch { onError(error) }
+            do {
+                try await writeNow()
+                onWritten()
+            } catch {
+                onError(error)
+            }
             do {
                 try await Task.sleep(for: interval)
             } catch {

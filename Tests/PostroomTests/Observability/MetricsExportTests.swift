@@ -44,15 +44,17 @@ struct MetricsFileWriterTests {
         await #expect(throws: SystemError.self) { try await writer.writeNow() }
     }
 
-    @Test func periodicRunWritesUntilCancelledThenOnceMore() async throws {
+    @Test(.timeLimit(.minutes(1))) func periodicRunWritesUntilCancelledThenOnceMore() async throws {
         let dir = try ObservabilityTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let registry = MetricsRegistry(processMetrics: false)
         let counter = registry.counter("p_total", help: "p")
         let path = "\(dir)/metrics.prom"
         let writer = MetricsFileWriter(registry: registry, path: path)
-        let running = Task { await writer.run(every: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(200))
+        let (written, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let running = Task { await writer.run(every: .milliseconds(20), onWritten: { signal.yield() }) }
+        var writes = written.makeAsyncIterator()
+        _ = await writes.next()
         #expect(FileManager.default.fileExists(atPath: path))
         // A value set right before shutdown must reach the file through the final write.
         counter.increment(by: 12345)
