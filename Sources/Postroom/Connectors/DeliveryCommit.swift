@@ -75,8 +75,9 @@ public final class DeliveryCommit: Sendable {
     /// asked for (a message's claim), so those need no sync of their own.
     public var coversEarlierRenames: Bool { strategy == .filesystem }
 
-    /// Delivers one file: on a pool thread, `write` creates `temporary` and writes it (or returns
-    /// nil when the delivery exists already: an earlier attempt made it); then the file is made
+    /// Delivers one file: on a pool thread (or, `quick`, the caller's), `write` creates `temporary`
+    /// and writes it (or returns nil when the delivery exists already: an earlier attempt made it);
+    /// then the file is made
     /// durable, renamed to `final` (in the same folder as `temporary`, or one on the same file
     /// system) and the rename made durable. Returns false when `write` found nothing to do; the
     /// final folder is synced then too, since the earlier attempt may have died before its sync.
