@@ -106,6 +106,8 @@ public final class PoisonJournal: Sendable {
     /// previous run's crashes rather than counting them twice.
     public func reset(keeping counts: [String: Int]) throws(SystemError) {
         try state.withLock { state throws(SystemError) in
+            // Unmapped before the file is made again: it is truncated first, and a store into a
+            // mapping past the end of its file is a SIGBUS.
             state.slots = nil
             // Without a slot file (say, a file system that cannot map it) every mark is a journal line.
             state.slots = slotCount > 0 ? try? SharedMemoryFile(creating: slotsPath, count: slotCount * Self.slotSize) : nil
