@@ -77,9 +77,8 @@ public final class DeliveryCommit: Sendable {
 
     /// Delivers one file: on a pool thread (or, `quick`, the caller's), `write` creates `temporary`
     /// and writes it (or returns nil when the delivery exists already: an earlier attempt made it);
-    /// then the file is made
-    /// durable, renamed to `final` (in the same folder as `temporary`, or one on the same file
-    /// system) and the rename made durable. Returns false when `write` found nothing to do; the
+    /// then the file is made durable, renamed to `final` (in the same folder as `temporary`, or one
+    /// on the same file system) and the rename made durable. Returns false when `write` found nothing to do; the
     /// final folder is synced then too, since the earlier attempt may have died before its sync.
     /// On an error before the rename, the temporary file is removed.
     ///
@@ -125,20 +124,13 @@ public final class DeliveryCommit: Sendable {
                     }
                 }
             }
-            if inline {
-                let outcome = written()
-                guard case .success(true) = outcome else { return try outcome.get() }
-            }
             let result: Result<Bool, SystemError> = await withCheckedContinuation { continuation in
-                if inline {
-                    join(Waiting(temporary: temporary, final: final, onSpool: onSpool, continuation: continuation), onPoolThread: false)
-                    return
-                }
-                pool.submit {
+                @Sendable func writeThenJoin(onPoolThread: Bool) {
                     let outcome = written()
                     guard case .success(true) = outcome else { return continuation.resume(returning: outcome) }
-                    self.join(Waiting(temporary: temporary, final: final, onSpool: onSpool, continuation: continuation), onPoolThread: true)
+                    join(Waiting(temporary: temporary, final: final, onSpool: onSpool, continuation: continuation), onPoolThread: onPoolThread)
                 }
+                if inline { writeThenJoin(onPoolThread: false) } else { pool.submit { writeThenJoin(onPoolThread: true) } }
             }
             return try result.get()
         }
